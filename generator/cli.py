@@ -1,0 +1,117 @@
+"""The `connect-inject` command: review, inject, check-values, serve (and explain).
+
+Every subcommand loads values through `config.load()` and answers pods through `review()`; this
+module only reads arguments and files and prints results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from generator import config as config_mod
+from generator import namespaces
+from generator.errors import ConfigError, ReviewError
+
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _values_args(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument("--values", "-v", action="append", default=[], metavar="FILE", required=required,
+                        help="values file, as `helm -f` (repeatable; later files win)")
+    parser.add_argument("--set", action="append", default=[], metavar="K=V", help="value, as `helm --set` (repeatable)")
+    parser.add_argument("--release-name", default="consul", help="Helm release name used for the chart's fullname (default consul)")
+
+
+def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; `serve_flags=False` skips importing the server (aiohttp) for speed."""
+    parser = argparse.ArgumentParser(prog="connect-inject", description="Consul Connect sidecar injector for Kubernetes")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("review", help="answer one AdmissionReview (JSON) as the webhook would")
+    p.add_argument("-f", "--filename", default="-", help="AdmissionReview JSON file, or - for stdin (default)")
+    _values_args(p)
+    p.add_argument("--namespaces", metavar="FILE", help="YAML stream of Namespace objects whose labels stand in for the cluster's")
+
+    p = sub.add_parser("inject", help="inject pods and workloads from a YAML stream")
+    p.add_argument("-f", "--filename", required=True, help="YAML file, or - for stdin")
+    _values_args(p)
+    p.add_argument("--namespace", "-n", help="namespace of objects that name none (default: their own, else default)")
+    p.add_argument("--namespaces", metavar="FILE", help="YAML stream of Namespace objects whose labels stand in for the cluster's")
+
+    p = sub.add_parser("check-values", help="validate values files against the chart's schema and rules")
+    _values_args(p, required=True)
+
+    p = sub.add_parser("serve", help="run the admission webhook over HTTPS")
+    _values_args(p)
+    if serve_flags:
+        from generator import server
+
+        server.add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(serve_flags=argv[:1] == ["serve"] or "-h" in argv or "--help" in argv).parse_args(argv)
+    try:
+        config = config_mod.load(args.values, args.set, release_name=args.release_name)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_FAIL
+    if args.command == "check-values":
+        print(f"values OK: {', '.join(args.values)}")
+        return EXIT_OK
+    if args.command == "serve":
+        from generator import server
+
+        return server.main(args, config)
+    try:
+        labels = namespaces.lookup(namespaces.load_labels(args.namespaces))
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return EXIT_FAIL
+    if args.command == "review":
+        return _review(args, config, labels)
+    return _inject(args, config, labels)
+
+
+def _review(args: argparse.Namespace, config, labels) -> int:
+    from generator.review import parse_review, review
+
+    try:
+        raw = sys.stdin.buffer.read() if args.filename == "-" else open(args.filename, "rb").read()
+        result = review(parse_review(raw), config, labels)
+    except OSError as exc:
+        print(f"connect-inject review: cannot read {args.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ReviewError as exc:
+        print(f"connect-inject review: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    json.dump(result.review, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _inject(args: argparse.Namespace, config, labels) -> int:
+    import yaml
+
+    from generator.workloads import inject_stream
+    from generator.yamlio import dump_stream, read_stream
+
+    try:
+        docs = read_stream(args.filename)
+    except OSError as exc:
+        print(f"connect-inject inject: cannot read {args.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except yaml.YAMLError as exc:
+        print(f"connect-inject inject: {args.filename} is not valid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_FAIL
+    outcome = inject_stream(docs, config, args.namespace, labels)
+    sys.stdout.write(dump_stream(outcome.objects))
+    for line in outcome.warnings + outcome.errors:
+        print(line, file=sys.stderr)
+    return EXIT_FAIL if outcome.errors else EXIT_OK

@@ -1,0 +1,335 @@
+"""Values → one immutable Config, validated before any pod is touched.
+
+The chart's `values.yaml` defaults, the user's values files and `--set` are merged as Helm merges
+them (see helmvalues), checked against `values-schema.yaml` (yamale) and against the chart's
+cross-key `fail` rules, and turned into the few settings the engine needs. The webhook (which gets
+the chart's merged values as one JSON file) and the CLI go through the same `load()`, so they
+accept and refuse the same values with the same key named.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yamale
+import yaml
+
+from generator import helmvalues, paths, quantity
+from generator.errors import ConfigError
+
+RESERVED_CONSUL_NAMES = ("system", "universal", "consul", "operator", "root")
+_CENTRAL_CONFIG_MIGRATE = "instead you must migrate to CRDs (see www.consul.io/docs/k8s/crds/upgrade-to-crds)"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests and limits of one injected container; only the fields that are set."""
+
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out: dict = {}
+        if self.limits:
+            out["limits"] = dict(self.limits)
+        if self.requests:
+            out["requests"] = dict(self.requests)
+        return out
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the engine reads from values and the environment; nothing else is hidden."""
+
+    values: Mapping[str, Any]
+    release_name: str
+    fullname: str
+    consul_image: str
+    consul_k8s_image: str
+    envoy_image: str
+    default_inject: bool
+    allow_namespaces: frozenset[str]
+    deny_namespaces: frozenset[str]
+    tproxy_default: bool
+    overwrite_probes_default: bool
+    consul_dns_default: bool
+    dns_env_var: str
+    dns_ip: str | None
+    metrics_default: bool
+    merging_default: bool
+    merged_metrics_port: int
+    prometheus_scrape_port: int
+    prometheus_scrape_path: str
+    envoy_extra_args: tuple[str, ...] | None
+    auth_method: str
+    enable_namespaces: bool
+    destination_namespace: str
+    mirroring: bool
+    mirroring_prefix: str
+    partition: str
+    openshift: bool
+    log_level: str
+    log_json: bool
+    ca_cert: str | None
+    sidecar_resources: Resources
+    init_resources: Resources
+    consul_sidecar_resources: Resources
+    templates: Any = field(repr=False, compare=False)
+
+    def consul_namespace(self, k8s_namespace: str) -> str:
+        """The Consul namespace a pod of `k8s_namespace` is registered in ("" without namespaces)."""
+        if not self.enable_namespaces:
+            return ""
+        if self.mirroring:
+            return f"{self.mirroring_prefix}{k8s_namespace}"
+        return self.destination_namespace
+
+
+def read_values_file(path: str | Path) -> dict:
+    """One `-f` file; an empty file is an empty map, anything but a map is an error."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read values file: {exc.strerror or exc}"]) from exc
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {_one_line(str(exc))}"]) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: a values file must be a YAML map, got {type(data).__name__}"])
+    return data
+
+
+def merged_values(values_files: Sequence[str | Path] = (), sets: Sequence[str] = ()) -> dict:
+    """Chart defaults, then each values file in order, then `--set`, merged as Helm does."""
+    user: dict = {}
+    for path in values_files:
+        user = helmvalues.merge(user, read_values_file(path))
+    for expr in sets:
+        try:
+            user = helmvalues.merge(user, helmvalues.parse_set(expr))
+        except helmvalues.SetError as exc:
+            raise ConfigError([str(exc)]) from exc
+    return helmvalues.coalesce(read_values_file(paths.CHART_VALUES), user)
+
+
+_SCHEMA: Any = None
+
+
+def schema_problems(values: dict) -> list[str]:
+    """yamale's `path: message` lines, one per path (its `any()` alternatives say the same thing)."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = yamale.make_schema(str(paths.VALUES_SCHEMA))
+    try:
+        yamale.validate(_SCHEMA, [(values, "values")], strict=True, _raise_error=True)
+    except yamale.YamaleError as exc:
+        seen: dict[str, str] = {}
+        for result in exc.results:
+            for line in result.errors:
+                path = line.split(":", 1)[0]
+                seen.setdefault(path, line)
+        return list(seen.values())
+    return []
+
+
+def load(
+    values_files: Sequence[str | Path] = (),
+    sets: Sequence[str] = (),
+    *,
+    release_name: str = "consul",
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Merge, validate and compile: raise ConfigError listing every problem, or return a Config."""
+    from generator.render import Templates  # render imports config's types
+
+    env = os.environ if environ is None else environ
+    values = merged_values(values_files, sets)
+    problems = schema_problems(values)
+    if problems:
+        raise ConfigError(problems)
+    problems = cross_key_problems(values)
+    resources = {
+        "sidecar": _resources(values, "connectInject.sidecarProxy.resources", problems),
+        "init": _resources(values, "connectInject.initContainer.resources", problems),
+        "consul_sidecar": _resources(values, "global.consulSidecarContainer.resources", problems),
+    }
+    extra_args = _envoy_extra_args(_get(values, "connectInject.envoyExtraArgs"), problems)
+    ca_cert = _ca_cert(values, env, problems)
+    if problems:
+        raise ConfigError(problems)
+    templates = Templates(_get(values, "connectInject.templates") or {})
+    config = _build(values, release_name, env, resources, extra_args, ca_cert, templates)
+    templates.check(config)
+    return config
+
+
+def _build(values, release_name, env, resources, extra_args, ca_cert, templates) -> Config:
+    g = lambda path, default=None: _get(values, path, default)  # noqa: E731
+    fullname = compute_fullname(values, release_name)
+    dns_env_var = fullname.upper().replace("-", "_") + "_DNS_SERVICE_HOST"
+    metrics_default = g("connectInject.metrics.defaultEnabled", "-")
+    auth_method = g("connectInject.overrideAuthMethodName") or (
+        f"{fullname}-k8s-auth-method" if g("global.acls.manageSystemACLs") else ""
+    )
+    return Config(
+        values=values,
+        release_name=release_name,
+        fullname=fullname,
+        consul_image=g("connectInject.imageConsul") or g("global.image"),
+        consul_k8s_image=g("connectInject.image") or g("global.imageK8S"),
+        envoy_image=g("global.imageEnvoy"),
+        default_inject=bool(g("connectInject.default", False)),
+        allow_namespaces=frozenset(g("connectInject.k8sAllowNamespaces", ["*"]) or []),
+        deny_namespaces=frozenset(g("connectInject.k8sDenyNamespaces", []) or []),
+        tproxy_default=bool(g("connectInject.transparentProxy.defaultEnabled", True)),
+        overwrite_probes_default=bool(g("connectInject.transparentProxy.defaultOverwriteProbes", True)),
+        # The reference chart tests plain truthiness here: dns.enabled "-" counts as on.
+        consul_dns_default=bool(g("dns.enabled", "-")) and bool(g("dns.enableRedirection", False)),
+        dns_env_var=dns_env_var,
+        dns_ip=env.get(dns_env_var) or None,
+        metrics_default=tristate(metrics_default, g("global.metrics.enabled", False)),
+        merging_default=bool(g("connectInject.metrics.defaultEnableMerging", False)),
+        merged_metrics_port=int(g("connectInject.metrics.defaultMergedMetricsPort", 20100)),
+        prometheus_scrape_port=int(g("connectInject.metrics.defaultPrometheusScrapePort", 20200)),
+        prometheus_scrape_path=g("connectInject.metrics.defaultPrometheusScrapePath", "/metrics"),
+        envoy_extra_args=extra_args,
+        auth_method=auth_method,
+        enable_namespaces=bool(g("global.enableConsulNamespaces", False)),
+        destination_namespace=g("connectInject.consulNamespaces.consulDestinationNamespace") or "default",
+        mirroring=bool(g("connectInject.consulNamespaces.mirroringK8S", False)),
+        mirroring_prefix=g("connectInject.consulNamespaces.mirroringK8SPrefix") or "",
+        partition=(g("global.adminPartitions.name") or "default") if g("global.adminPartitions.enabled") else "",
+        openshift=bool(g("global.openshift.enabled", False)),
+        log_level=g("connectInject.logLevel") or g("global.logLevel") or "info",
+        log_json=bool(g("global.logJSON", False)),
+        ca_cert=ca_cert,
+        sidecar_resources=resources["sidecar"],
+        init_resources=resources["init"],
+        consul_sidecar_resources=resources["consul_sidecar"],
+        templates=templates,
+    )
+
+
+def compute_fullname(values: Mapping[str, Any], release_name: str) -> str:
+    """The chart's `consul.fullname`: fullnameOverride, global.name or `<release>-<name>`, ≤ 63."""
+    name = values.get("fullnameOverride") or _get(values, "global.name")
+    if not name:
+        name = f"{release_name}-{values.get('nameOverride') or 'consul'}"
+    name = name[:63]
+    return name[:-1] if name.endswith("-") else name
+
+
+def cross_key_problems(values: Mapping[str, Any]) -> list[str]:
+    """The reference chart's `fail` guards, as `key: message` lines."""
+    g = lambda path, default=None: _get(values, path, default)  # noqa: E731
+    problems: list[str] = []
+    if g("controller.enabled"):
+        problems.append("controller.enabled: the config-entry controller is not yet supported by this chart; set controller.enabled=false")
+    if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
+        problems.append("client.enabled: clients must be enabled for connect injection")
+    if g("client.grpc", True) is False:
+        problems.append("client.grpc: client.grpc must be true for connect injection")
+    namespaces = g("global.enableConsulNamespaces", False)
+    if g("connectInject.consulNamespaces.mirroringK8S") and not namespaces:
+        problems.append("connectInject.consulNamespaces.mirroringK8S: global.enableConsulNamespaces must be true if mirroringK8S=true")
+    if g("global.adminPartitions.enabled") and not namespaces:
+        problems.append("global.adminPartitions.enabled: global.enableConsulNamespaces must be true if global.adminPartitions.enabled=true")
+    central = g("connectInject.centralConfig")
+    if isinstance(central, dict):
+        if str(central.get("enabled")).lower() == "false":
+            problems.append("connectInject.centralConfig.enabled: connectInject.centralConfig.enabled cannot be set to false; to disable, set enable_central_service_config to false in server.extraConfig and client.extraConfig")
+        if central.get("defaultProtocol"):
+            problems.append(f"connectInject.centralConfig.defaultProtocol: connectInject.centralConfig.defaultProtocol is no longer supported; {_CENTRAL_CONFIG_MIGRATE}")
+        proxy_defaults = central.get("proxyDefaults")
+        if proxy_defaults and str(proxy_defaults).strip() not in ("{}", ""):
+            problems.append(f"connectInject.centralConfig.proxyDefaults: connectInject.centralConfig.proxyDefaults is no longer supported; {_CENTRAL_CONFIG_MIGRATE}")
+    if g("connectInject.imageEnvoy"):
+        problems.append("connectInject.imageEnvoy: connectInject.imageEnvoy must be specified in global.imageEnvoy")
+    if g("global.lifecycleSidecarContainer"):
+        problems.append("global.lifecycleSidecarContainer: global.lifecycleSidecarContainer has been renamed to global.consulSidecarContainer. Please set values using global.consulSidecarContainer.")
+    if g("global.bootstrapACLs"):
+        problems.append("global.bootstrapACLs: global.bootstrapACLs was removed, use global.acls.manageSystemACLs instead")
+    for key in ("connectInject.consulNamespaces.consulDestinationNamespace", "global.adminPartitions.name"):
+        name = g(key)
+        if name in RESERVED_CONSUL_NAMES:
+            problems.append(f"{key}: The name {name} set for key {key} is reserved by Consul for future use.")
+    if "*" in (g("connectInject.k8sDenyNamespaces") or []):
+        problems.append('connectInject.k8sDenyNamespaces: "*" is not supported in the deny list; use k8sAllowNamespaces: [] to inject nothing')
+    return problems
+
+
+def tristate(value: Any, inherited: Any) -> bool:
+    """The reference's `"-"` idiom: `"-"` inherits (global.enabled and the like)."""
+    return bool(inherited) if value == "-" else bool(value)
+
+
+def _resources(values: Mapping[str, Any], key: str, problems: list[str]) -> Resources:
+    """Requests/limits from values (null fields left out), checked request ≤ limit."""
+    block = _get(values, key) or {}
+    out: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
+    for kind in ("requests", "limits"):
+        for res in ("cpu", "memory"):
+            value = (block.get(kind) or {}).get(res)
+            if value is not None:
+                out[kind][res] = quantity.as_string(value)
+    for res in ("cpu", "memory"):
+        req, lim = out["requests"].get(res), out["limits"].get(res)
+        if req is not None and lim is not None and quantity.parse(lim) != 0 and quantity.parse(req) > quantity.parse(lim):
+            problems.append(f'{key}.requests.{res}: request must be <= limit: {key}.requests.{res} value of "{req}" is greater than the {key}.limits.{res} value of "{lim}"')
+    return Resources(requests=out["requests"], limits=out["limits"])
+
+
+def _envoy_extra_args(raw: str | None, problems: list[str]) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError as exc:
+        problems.append(f"connectInject.envoyExtraArgs: cannot split {raw!r} into arguments: {exc}")
+        return None
+
+
+def _ca_cert(values: Mapping[str, Any], env: Mapping[str, str], problems: list[str]) -> str | None:
+    """With TLS on, the Consul CA (file named by CONSUL_CACERT) is embedded in every pod."""
+    if not _get(values, "global.tls.enabled"):
+        return None
+    path = env.get("CONSUL_CACERT")
+    if not path:
+        problems.append("global.tls.enabled: TLS is on but CONSUL_CACERT does not name the Consul CA certificate file")
+        return None
+    try:
+        pem = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"global.tls.enabled: cannot read the Consul CA certificate file {path!r} (CONSUL_CACERT): {exc}")
+        return None
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        problems.append(f"global.tls.enabled: the file {path!r} (CONSUL_CACERT) holds no PEM certificate")
+        return None
+    if any(ch in pem for ch in "$`\\"):
+        problems.append(f"global.tls.enabled: the file {path!r} (CONSUL_CACERT) has characters outside PEM")
+        return None
+    return pem
+
+
+def _get(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    node: Any = values
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return default if node is None else node
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

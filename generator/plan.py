@@ -1,0 +1,171 @@
+"""What to inject into one pod: every per-pod decision, computed once, before any template runs.
+
+Precedence is the reference's everywhere: pod annotation, then namespace label (transparent proxy
+and Consul DNS), then the values default. Templates only read the resulting Plan, so they hold no
+business logic beyond `if` and `for`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from generator import quantity
+from generator.annotations import PREFIX, BadValue, Upstream, parse_bool, PodPorts
+from generator.config import Config, Resources
+from generator.errors import InjectorFault, PodError
+
+ENVOY_UID = 5995
+SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class Plan:
+    namespace: str
+    service_port: int | None
+    default_service_port: str | None  # written as connect-service-port when the pod has none
+    upstreams: tuple[Upstream, ...]
+    tproxy: bool
+    overwrite_probes: bool
+    consul_dns: bool
+    dns_ip: str
+    exclude_inbound_ports: tuple[str, ...]
+    exclude_outbound_ports: tuple[str, ...]
+    exclude_outbound_cidrs: tuple[str, ...]
+    exclude_uids: tuple[str, ...]
+    metrics: bool
+    merging: bool
+    merged_metrics_port: int
+    prometheus_scrape_port: int
+    prometheus_scrape_path: str
+    service_metrics_port: int
+    service_metrics_path: str
+    envoy_args: tuple[str, ...]
+    envoy_resources: Resources
+    envoy_security_context: bool
+    consul_namespace: str
+    service_name: str
+    service_account: str
+    sa_token_mount: Mapping[str, Any] | None = field(default=None)
+
+
+def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mapping[str, Any],
+              raw_annotations: Mapping[str, str], ns_labels: Mapping[str, str]) -> Plan:
+    """Resolve every setting for `pod`; PodError for what its author got wrong."""
+    spec = pod.get("spec") or {}
+    tproxy = _layered(ann, "transparent-proxy", ns_labels, namespace, config.tproxy_default)
+    consul_dns = _layered(ann, "consul-dns", ns_labels, namespace, config.consul_dns_default)
+    default_port = _default_service_port(spec, raw_annotations)
+    service_port = ann.get("connect-service-port")
+    if service_port is None and default_port is not None:
+        service_port = PodPorts(pod).by_name.get(default_port) or int(default_port)
+    metrics = ann.get("enable-metrics", config.metrics_default)
+    service_metrics_port = ann.get("service-metrics-port", service_port or 0)
+    envoy_security = tproxy or not config.openshift
+    if envoy_security:
+        _check_envoy_uid(spec)
+    if consul_dns and tproxy and not config.dns_ip:
+        raise InjectorFault(
+            f"Consul DNS is enabled for this pod but the environment variable {config.dns_env_var} is not set "
+            f"(the injector reads the Consul DNS Service IP from it)"
+        )
+    return Plan(
+        namespace=namespace,
+        service_port=service_port,
+        default_service_port=default_port,
+        upstreams=ann.get("connect-service-upstreams", ()),
+        tproxy=tproxy,
+        overwrite_probes=ann.get("transparent-proxy-overwrite-probes", config.overwrite_probes_default),
+        consul_dns=consul_dns,
+        dns_ip=(config.dns_ip or "") if consul_dns else "",
+        exclude_inbound_ports=ann.get("transparent-proxy-exclude-inbound-ports", ()),
+        exclude_outbound_ports=ann.get("transparent-proxy-exclude-outbound-ports", ()),
+        exclude_outbound_cidrs=ann.get("transparent-proxy-exclude-outbound-cidrs", ()),
+        exclude_uids=ann.get("transparent-proxy-exclude-uids", ()),
+        metrics=metrics,
+        merging=bool(metrics and ann.get("enable-metrics-merging", config.merging_default) and service_metrics_port > 0),
+        merged_metrics_port=ann.get("merged-metrics-port", config.merged_metrics_port),
+        prometheus_scrape_port=ann.get("prometheus-scrape-port", config.prometheus_scrape_port),
+        prometheus_scrape_path=ann.get("prometheus-scrape-path", config.prometheus_scrape_path),
+        service_metrics_port=service_metrics_port,
+        service_metrics_path=ann.get("service-metrics-path", "/metrics"),
+        envoy_args=ann["envoy-extra-args"] if "envoy-extra-args" in ann else (config.envoy_extra_args or ()),
+        envoy_resources=_envoy_resources(config, ann),
+        envoy_security_context=envoy_security,
+        consul_namespace=config.consul_namespace(namespace),
+        service_name=ann.get("connect-service", ""),
+        service_account=spec.get("serviceAccountName") or "",
+        sa_token_mount=_sa_token_mount(spec, config.auth_method),
+    )
+
+
+def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namespace: str, default: bool) -> bool:
+    """Annotation > namespace label > values default."""
+    if key in ann:
+        return ann[key]
+    raw = labels.get(PREFIX + key)
+    if raw is None:
+        return default
+    try:
+        return parse_bool(raw)
+    except BadValue as exc:
+        raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value "{raw}": {exc}') from None
+
+
+def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str, str]) -> str | None:
+    """The reference writes the first container's first port (name, else number) if unset."""
+    if PREFIX + "connect-service-port" in raw_annotations:
+        return None
+    containers = spec.get("containers") or []
+    ports = (containers[0] or {}).get("ports") if containers else None
+    if not ports:
+        return None
+    first = ports[0] or {}
+    if first.get("name"):
+        return str(first["name"])
+    return str(first["containerPort"]) if isinstance(first.get("containerPort"), int) else None
+
+
+def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
+    if ((spec.get("securityContext") or {}).get("runAsUser")) == ENVOY_UID:
+        raise PodError(f"pod security context cannot have the same uid as envoy: {ENVOY_UID}")
+    for container in spec.get("containers") or []:
+        if ((container or {}).get("securityContext") or {}).get("runAsUser") == ENVOY_UID:
+            raise PodError(
+                f'container "{container.get("name", "")}" has runAsUser set to the same uid "{ENVOY_UID}" as envoy which is not allowed'
+            )
+
+
+def _envoy_resources(config: Config, ann: Mapping[str, Any]) -> Resources:
+    """Annotation per field, else the values default; request ≤ limit unless the limit is 0."""
+    out: dict[str, dict[str, str]] = {"requests": dict(config.sidecar_resources.requests), "limits": dict(config.sidecar_resources.limits)}
+    for kind, field_ in (("requests", "request"), ("limits", "limit")):
+        for res in ("cpu", "memory"):
+            value = ann.get(f"sidecar-proxy-{res}-{field_}")
+            if value is not None:
+                out[kind][res] = value
+    for res in ("cpu", "memory"):
+        req, lim = out["requests"].get(res), out["limits"].get(res)
+        if req is not None and lim is not None and quantity.parse(lim) != 0 and quantity.parse(req) > quantity.parse(lim):
+            raise PodError(
+                f'envoy-sidecar {res} request "{req}" is greater than its limit "{lim}" '
+                f"(annotations {PREFIX}sidecar-proxy-{res}-request / -limit, defaults connectInject.sidecarProxy.resources)"
+            )
+    return Resources(requests=out["requests"], limits=out["limits"])
+
+
+def _sa_token_mount(spec: Mapping[str, Any], auth_method: str) -> Mapping[str, Any] | None:
+    """With ACLs, `connect-init` logs in with the pod's service account token: reuse its mount."""
+    if not auth_method:
+        return None
+    found = None
+    for container in spec.get("containers") or []:
+        for mount in (container or {}).get("volumeMounts") or []:
+            if (mount or {}).get("mountPath") == SA_TOKEN_PATH:
+                found = mount
+    if found is None:
+        raise PodError(
+            f"ACL auth method {auth_method!r} needs the service account token, but no container mounts it at "
+            f"{SA_TOKEN_PATH} (is automountServiceAccountToken false on the pod or its service account?)"
+        )
+    return {key: found[key] for key in ("name", "readOnly", "mountPath") if key in found}

@@ -1,0 +1,168 @@
+"""The injected objects as Jinja templates: loading, overriding by name, compiling, rendering.
+
+Templates are the product's public surface, so they are plain YAML files in `templates/` and any of
+them can be replaced from values (`connectInject.templates.<name>`). Everything is compiled when the
+Config is loaded and rendered once against a sample pod, so a broken template stops the program at
+start-up with the template's name and line, never at the first pod.
+
+The context is small and documented (README "Templates"):
+  config  the Config (images, resources, auth method, partition, CA, log settings)
+  plan    the per-pod Plan (tproxy, metrics, upstreams, namespaces, envoy args and resources)
+  pod     the pod as received (read-only)
+  values  the merged chart values
+  const   fixed numbers: envoy_uid 5995, copy_uid 5996, volume name and mount path
+Filters: `shell_quote` (for every value that reaches the init script) and `tojson`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Mapping
+
+import jinja2
+import yaml
+
+from generator import paths
+from generator.errors import ConfigError, InjectorFault
+
+BUILTIN: dict[str, str] = {
+    "consul-connect-inject-data": "consul-connect-inject-data.yaml.j2",
+    "copy-consul-bin": "copy-consul-bin.yaml.j2",
+    "consul-connect-inject-init-script": "consul-connect-inject-init-script.sh.j2",
+    "consul-connect-inject-init": "consul-connect-inject-init.yaml.j2",
+    "envoy-sidecar": "envoy-sidecar.yaml.j2",
+    "consul-sidecar": "consul-sidecar.yaml.j2",
+}
+CONST = {
+    "envoy_uid": 5995,
+    "copy_uid": 5996,
+    "volume_name": "consul-connect-inject-data",
+    "mount_path": "/consul/connect-inject",
+}
+_SHELL_SPECIAL = re.compile(r'([\\"$`])')
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def shell_quote(value: Any) -> str:
+    """Double-quote for sh with \\ " $ ` escaped: `auth-method` → `"auth-method"`, nothing expands."""
+    return '"' + _SHELL_SPECIAL.sub(r"\\\1", str(value)) + '"'
+
+
+def _tojson(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@lru_cache(maxsize=4096)
+def _parse_yaml(text: str) -> Any:
+    """Rendered text → object. Pods of one workload render the same text, so parsing is cached;
+    callers treat the result as read-only."""
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
+@dataclass(frozen=True)
+class Injected:
+    """What injection appends to the pod (shared, cached objects: never mutate them)."""
+
+    volumes: tuple[dict, ...]
+    init_containers: tuple[dict, ...]
+    containers: tuple[dict, ...]
+
+
+def context(config, plan, pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented template context (see the module docstring)."""
+    return {"config": config, "plan": plan, "pod": pod, "values": config.values, "const": CONST}
+
+
+class Templates:
+    """Compiled templates: the built-ins, with any of them replaced by `connectInject.templates`."""
+
+    def __init__(self, overrides: Mapping[str, str]):
+        self.overrides = dict(overrides)
+        self.env = jinja2.Environment(
+            loader=jinja2.FunctionLoader(self._source),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        self.env.filters["shell_quote"] = shell_quote
+        self.env.filters["tojson"] = _tojson
+        problems = []
+        self.compiled: dict[str, jinja2.Template] = {}
+        for name in [*BUILTIN, *[n for n in self.overrides if n not in BUILTIN]]:
+            try:
+                self.compiled[name] = self.env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                problems.append(f"{self._where(name)}: line {exc.lineno}: {exc.message}")
+        if problems:
+            raise ConfigError(problems)
+
+    def _source(self, name: str):
+        if name in self.overrides:
+            return self.overrides[name], name, lambda: True
+        if name in BUILTIN:
+            path = paths.TEMPLATES_DIR / BUILTIN[name]
+            return path.read_text(encoding="utf-8"), str(path), lambda: True
+        return None
+
+    def _where(self, name: str) -> str:
+        if name in self.overrides:
+            return f"connectInject.templates.{name}"
+        return f"template {name} ({paths.TEMPLATES_DIR / BUILTIN[name]})"
+
+    def text(self, name: str, context: Mapping[str, Any]) -> str:
+        """Render one template to text; a failure is an InjectorFault naming template and line."""
+        try:
+            return self.compiled[name].render(context)
+        except Exception as exc:  # any error inside a template is the template's
+            raise InjectorFault(f"{self._where(name)}{_template_line(exc, name)}: {type(exc).__name__}: {exc}") from None
+
+    def object(self, name: str, context: Mapping[str, Any]) -> Any:
+        """Render one template and parse its YAML (cached by text; do not mutate the result)."""
+        text = self.text(name, context)
+        try:
+            obj = _parse_yaml(text)
+        except yaml.YAMLError as exc:
+            raise InjectorFault(f"{self._where(name)} rendered invalid YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
+            raise InjectorFault(f"{self._where(name)} must render a YAML map with a name, got {type(obj).__name__}")
+        return obj
+
+    def inject(self, config, plan, pod: Mapping[str, Any]) -> "Injected":
+        """The objects to add to `pod`, in the order the reference adds them."""
+        ctx = context(config, plan, pod)
+        containers = [self.object("envoy-sidecar", ctx)]
+        if plan.merging:
+            containers.append(self.object("consul-sidecar", ctx))
+        return Injected(
+            volumes=(self.object("consul-connect-inject-data", ctx),),
+            init_containers=(self.object("copy-consul-bin", ctx), self.object("consul-connect-inject-init", ctx)),
+            containers=tuple(containers),
+        )
+
+    def check(self, config) -> None:
+        """Render every template against sample pods so runtime errors surface at start-up."""
+        from generator.samples import sample_contexts
+
+        problems = []
+        for plan, pod in sample_contexts(config):
+            try:
+                self.inject(config, plan, pod)
+            except InjectorFault as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigError(sorted(set(problems)))
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """Jinja rewrites tracebacks so template frames carry the template's own line numbers."""
+    tb, line = exc.__traceback__, None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename in (name, str(paths.TEMPLATES_DIR / BUILTIN.get(name, ""))):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f": line {line}" if line else ""

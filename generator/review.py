@@ -1,0 +1,174 @@
+"""`review()`: one AdmissionReview in, one AdmissionReview out. The only path to an injection.
+
+The webhook's /mutate, `connect-inject review`, `connect-inject inject`, `explain` and the tests all
+call this function, so a pod is decided, rendered and patched the same way everywhere. It never
+raises for a bad pod (that is a 400 denial) nor for our own faults (a 500 denial, logged); only an
+input that is not a usable AdmissionReview raises ReviewError.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from generator import annotations as ann_mod
+from generator import patch
+from generator.config import Config
+from generator.decide import decide
+from generator.errors import InjectorFault, PodError, ReviewError
+from generator.plan import make_plan
+
+log = logging.getLogger(__name__)
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+NamespaceLabels = Callable[[str], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """The response to send back, plus what the log line and the metrics need."""
+
+    review: dict
+    outcome: str  # injected | skipped | denied | error
+    reason: str  # a decide.REASONS code, or bad-request / bad-annotation / internal-error
+    warnings: tuple[str, ...]
+    namespace: str
+    name: str
+    patch: tuple[dict, ...] = ()
+
+
+def parse_review(raw: bytes | str) -> dict:
+    """Decode an AdmissionReview; ReviewError (one line) when it is not one."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReviewError(f"request body is not JSON: {exc}") from None
+    check_review(data)
+    return data
+
+
+def check_review(data: Any) -> None:
+    if not isinstance(data, dict):
+        raise ReviewError(f"expected an AdmissionReview object, got JSON {type(data).__name__}")
+    if data.get("kind") != "AdmissionReview" or data.get("apiVersion") not in API_VERSIONS:
+        raise ReviewError(
+            f"expected kind AdmissionReview with apiVersion admission.k8s.io/v1 or v1beta1, "
+            f"got kind {data.get('kind')!r} apiVersion {data.get('apiVersion')!r}"
+        )
+    request = data.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError("AdmissionReview has no request")
+    if not isinstance(request.get("uid"), str) or not request["uid"]:
+        raise ReviewError("AdmissionReview request has no uid")
+
+
+def no_labels(_namespace: str) -> Mapping[str, str]:
+    return {}
+
+
+def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_labels) -> ReviewResult:
+    """Answer one AdmissionReview (already parsed by `parse_review`)."""
+    check_review(data)
+    request = data["request"]
+    pod = request.get("object")
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    metadata = metadata if isinstance(metadata, dict) else {}
+    namespace = request.get("namespace") or metadata.get("namespace") or "default"
+    name = metadata.get("name") or metadata.get("generateName") or ""
+    warnings: tuple[str, ...] = ()
+
+    def answer(response: dict, outcome: str, reason: str, ops: list[dict] | None = None) -> ReviewResult:
+        response = {"uid": request["uid"], **response}
+        if warnings:
+            response["warnings"] = list(warnings)
+        out = {"apiVersion": data["apiVersion"], "kind": "AdmissionReview", "response": response}
+        return ReviewResult(out, outcome, reason, warnings, namespace, name, tuple(ops or ()))
+
+    def deny(code: int, message: str, outcome: str, reason: str) -> ReviewResult:
+        return answer({"allowed": False, "status": {"code": code, "message": message}}, outcome, reason)
+
+    try:
+        problem = pod_problem(pod)
+        if problem:
+            return deny(400, problem, "denied", "bad-request")
+        annotations = metadata.get("annotations") or {}
+        removed = ann_mod.removed_error(annotations)
+        if removed:
+            return deny(400, removed, "denied", "removed-annotation")
+        warnings = tuple(ann_mod.unknown_warnings(annotations))
+        decision = decide(config, namespace, annotations)
+        if not decision.inject:
+            message = f"Pod {metadata.get('name') or ''} does not require injection"
+            return answer({"allowed": True, "status": {"code": 200, "message": message}}, "skipped", decision.reason)
+        ops = inject_ops(pod, namespace, annotations, config, namespace_labels)
+        encoded = base64.b64encode(json.dumps(ops, separators=(",", ":"), ensure_ascii=False).encode()).decode()
+        response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
+        return answer(response, "injected", decision.reason, ops)
+    except PodError as exc:
+        return deny(400, str(exc), "denied", "bad-annotation")
+    except InjectorFault as exc:
+        log.error("cannot inject pod %s/%s: %s", namespace, name, exc)
+        return deny(500, str(exc), "error", "injector-fault")
+    except Exception:  # our bug: log it, never leak a traceback to the caller
+        log.exception("internal error reviewing pod %s/%s (uid %s)", namespace, name, request["uid"])
+        return deny(500, "internal error in the injector; see its log", "error", "internal-error")
+
+
+def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config: Config,
+               namespace_labels: NamespaceLabels) -> list[dict]:
+    """Parse the annotations, plan, render the templates and build the patch."""
+    parsed = ann_mod.parse(annotations, pod)
+    plan = make_plan(config, pod, namespace, parsed, annotations, namespace_labels(namespace))
+    injected = config.templates.inject(config, plan, pod)
+    return patch.build(pod, plan, injected, patch.pod_annotations(pod, plan, config.enable_namespaces))
+
+
+def pod_problem(pod: Any) -> str | None:
+    """Shape checks a decoder would do: the fields injection reads must have the right types."""
+    if not isinstance(pod, dict):
+        return "request.object: expected a Pod object" if pod is not None else "request.object: there is no content to decode"
+    kind = pod.get("kind")
+    if kind not in (None, "Pod"):
+        return f"request.object: expected kind Pod, got {kind!r}"
+    metadata = pod.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        return "request.object.metadata: expected an object"
+    for field in ("annotations", "labels"):
+        value = (metadata or {}).get(field)
+        if value is not None and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
+            return f"request.object.metadata.{field}: expected a map of strings"
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return "request.object.spec: expected an object"
+    for field in ("containers", "initContainers", "volumes"):
+        value = spec.get(field)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(c, dict) for c in value)):
+            return f"request.object.spec.{field}: expected a list of objects"
+    if not spec.get("containers"):
+        return "request.object.spec.containers: a pod needs at least one container"
+    for field in ("containers", "initContainers"):
+        for index, container in enumerate(spec.get(field) or []):
+            problem = _container_problem(container, f"request.object.spec.{field}[{index}]")
+            if problem:
+                return problem
+    return None
+
+
+def _container_problem(container: dict, where: str) -> str | None:
+    env = container.get("env")
+    if env is not None and not isinstance(env, list):
+        return f"{where}.env: expected a list"
+    for field in ("ports", "volumeMounts"):
+        value = container.get(field)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, dict) for v in value)):
+            return f"{where}.{field}: expected a list of objects"
+    for probe, _ in patch.PROBES:
+        value = container.get(probe)
+        if value is not None and not isinstance(value, dict):
+            return f"{where}.{probe}: expected an object"
+    context = container.get("securityContext")
+    if context is not None and not isinstance(context, dict):
+        return f"{where}.securityContext: expected an object"
+    return None
