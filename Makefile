@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test run bench golden schema lint image clean
+.PHONY: venv test run bench golden schema lint image clean readme
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,3 +31,7 @@ golden: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .benchmarks
+
+# Regenerate the README's annotation table from generator/annotations.py.
+readme: $(STAMP)
+	$(PY) scripts/update_readme.py
