@@ -1,0 +1,228 @@
+"""Namespace labels for the webhook, from a list+watch cache kept off the request path.
+
+Injection reads two namespace labels (`consul.hashicorp.com/transparent-proxy` and
+`consul.hashicorp.com/consul-dns`). The reference GETs the Namespace on every admission;
+we keep a cache filled by the official client's list+watch in a background thread, so an
+admission normally costs a dict lookup. A namespace the cache has not seen yet (created a
+moment ago) costs one GET, shared by concurrent requests for it. When the API server is
+unreachable the cache keeps answering with the last labels it knew; that is logged once
+per outage, counted, and visible as staleness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+
+from generator.logs import LOGGER_NAME, log
+from generator.metrics import Metrics
+
+logger = logging.getLogger(LOGGER_NAME + ".namespaces")
+
+Labels = Mapping[str, str]
+EMPTY: Labels = {}
+
+# Server-side watch timeout: the stream ends cleanly after this and is reopened from the
+# last resourceVersion, so a silently dead connection is noticed within this time.
+WATCH_SECONDS = 240
+GET_TIMEOUT = (2.0, 3.0)  # connect, read: a miss must never eat the API server's 10 s budget
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+
+
+def _labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    meta = obj.get("metadata") or {}
+    return meta.get("name", ""), dict(meta.get("labels") or {})
+
+
+class NamespaceCache:
+    """Labels of every Namespace, by name. `api` None means no API server: every lookup is {}."""
+
+    def __init__(self, api: client.CoreV1Api | None, metrics: Metrics, *,
+                 watch_seconds: int = WATCH_SECONDS) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.watch_seconds = watch_seconds
+        self._labels: dict[str, dict[str, str]] = {}
+        self._pending: dict[str, asyncio.Future[Labels]] = {}  # GETs in progress
+        self._in_sync = False           # a list succeeded and the watch since then is healthy
+        self._last_sync = -math.inf     # monotonic time at which we were last known in sync
+        self._outage = False            # an error was logged and not yet followed by recovery
+        self._stop = threading.Event()
+        self._watch: watch.Watch | None = None
+        self._thread: threading.Thread | None = None
+        self.synced = threading.Event()  # set after the first successful list
+        metrics.staleness_from(self.staleness)
+
+    # ---- request path ------------------------------------------------------------------
+
+    def staleness(self) -> float:
+        """Seconds since the cache was known to match the API server (0 while in sync)."""
+        if self._in_sync:
+            return 0.0
+        return time.monotonic() - self._last_sync
+
+    def peek(self, name: str) -> Labels:
+        """Labels from the cache only; {} when unknown. For the synchronous engine callback."""
+        return self._labels.get(name, EMPTY)
+
+    async def resolve(self, name: str) -> Labels:
+        """Labels of `name`: from the cache, else from one GET (shared by concurrent callers)."""
+        labels = self._labels.get(name)
+        if labels is not None:
+            self.metrics.ns_lookups.labels(source="cache" if self._in_sync else "stale").inc()
+            return labels
+        if self.api is None or not name:
+            self.metrics.ns_lookups.labels(source="unknown").inc()
+            return EMPTY
+        task = self._pending.get(name)
+        if task is None:
+            task = asyncio.ensure_future(self._get(name))
+            self._pending[name] = task
+            task.add_done_callback(lambda _: self._pending.pop(name, None))
+        return await asyncio.shield(task)  # one caller's cancellation must not cancel the others'
+
+    async def _get(self, name: str) -> Labels:
+        assert self.api is not None
+        try:
+            resp = await asyncio.to_thread(
+                self.api.read_namespace, name, _preload_content=False, _request_timeout=GET_TIMEOUT)
+            _, labels = _labels(json.loads(resp.data))
+        except ApiException as e:
+            if e.status == 404:  # the pod's admission will fail in the API server anyway
+                self.metrics.ns_lookups.labels(source="unknown").inc()
+                return EMPTY
+            self._get_failed(name, f"HTTP {e.status} {e.reason}")
+            return EMPTY
+        except Exception as e:  # connection refused, timeout, bad JSON: degrade, never fail
+            self._get_failed(name, str(e) or type(e).__name__)
+            return EMPTY
+        if name not in self._labels:  # the watch may have delivered it meanwhile: it wins
+            self._labels[name] = labels
+        self.metrics.ns_lookups.labels(source="get").inc()
+        return self._labels[name]
+
+    def _get_failed(self, name: str, error: str) -> None:
+        self.metrics.ns_errors.labels(operation="get").inc()
+        self.metrics.ns_lookups.labels(source="unknown").inc()
+        log(logger, logging.WARNING, "namespace lookup failed; injecting with no namespace labels",
+            namespace=name, error=error)
+
+    # ---- background list+watch -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the list+watch thread (no-op without an API server)."""
+        if self.api is None:
+            log(logger, logging.WARNING, "no Kubernetes API configured: namespace labels are "
+                "treated as empty (transparent-proxy and consul-dns namespace labels are ignored)")
+            return
+        self._thread = threading.Thread(target=self._run, name="namespace-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread; a blocked watch read is interrupted by shutting its socket."""
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = BACKOFF_MIN
+        version: str | None = None
+        while not self._stop.is_set():
+            operation = "list" if version is None else "watch"
+            try:
+                if version is None:
+                    version = self._list()
+                version = self._watch_from(version)
+                backoff = BACKOFF_MIN
+            except Exception as e:
+                gone = isinstance(e, ApiException) and e.status == 410
+                if self._stop.is_set():
+                    break
+                self._mark_unsynced()
+                version = None  # relist after any failure: we may have missed events
+                if gone:  # our resourceVersion is too old: relist now, this is routine
+                    continue
+                self._failed(operation, e)
+                self._stop.wait(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        self._mark_unsynced()
+
+    def _list(self) -> str:
+        assert self.api is not None
+        resp = self.api.list_namespace(_preload_content=False, _request_timeout=GET_TIMEOUT)
+        body = json.loads(resp.data)
+        self._labels = dict(_labels(item) for item in body.get("items") or ())
+        self.metrics.ns_count.set(len(self._labels))
+        self._mark_synced()
+        self.synced.set()
+        return (body.get("metadata") or {}).get("resourceVersion") or ""
+
+    def _watch_from(self, version: str) -> str:
+        """Apply watch events until the server ends the stream; returns the last resourceVersion."""
+        assert self.api is not None
+        self._watch = w = watch.Watch()
+        for event in w.stream(self.api.list_namespace, resource_version=version,
+                              allow_watch_bookmarks=True, timeout_seconds=self.watch_seconds,
+                              _request_timeout=(GET_TIMEOUT[0], self.watch_seconds + 30)):
+            if self._stop.is_set():
+                break
+            # Watch raises ApiException for ERROR events (410 Gone included) itself.
+            kind, obj = event.get("type"), event.get("raw_object") or {}
+            version = (obj.get("metadata") or {}).get("resourceVersion") or version
+            name, labels = _labels(obj)
+            if kind in ("ADDED", "MODIFIED") and name:
+                self._labels[name] = labels
+            elif kind == "DELETED":
+                self._labels.pop(name, None)
+            self.metrics.ns_count.set(len(self._labels))
+            self._mark_synced()
+        return version
+
+    def _mark_synced(self) -> None:
+        self._in_sync = True
+        self._last_sync = time.monotonic()
+        if self._outage:
+            self._outage = False
+            log(logger, logging.INFO, "namespace cache back in sync with the API server",
+                namespaces=len(self._labels))
+
+    def _mark_unsynced(self) -> None:
+        if self._in_sync:
+            self._last_sync = time.monotonic()
+        self._in_sync = False
+
+    def _failed(self, operation: str, e: Exception) -> None:
+        self.metrics.ns_errors.labels(operation=operation).inc()
+        level = logging.DEBUG if self._outage else logging.WARNING  # once per outage
+        self._outage = True
+        error = f"HTTP {e.status} {e.reason}" if isinstance(e, ApiException) else (str(e) or type(e).__name__)
+        log(logger, level, "namespace cache cannot reach the API server; serving last known labels",
+            operation=operation, error=error, namespaces=len(self._labels))
+
+
+def api_from_environment() -> client.CoreV1Api | None:
+    """The in-cluster service account, else KUBECONFIG / ~/.kube/config, else None (no cluster).
+
+    Raises `kubernetes.config.ConfigException` when a configuration exists but is broken.
+    """
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+    elif os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser(config.KUBE_CONFIG_DEFAULT_LOCATION)):
+        config.load_kube_config()
+    else:
+        return None
+    return client.CoreV1Api()
+

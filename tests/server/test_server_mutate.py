@@ -1,0 +1,168 @@
+"""POST /mutate over real HTTPS on 127.0.0.1, as the API server calls it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+
+import pytest
+
+from .conftest import P, Webhook, admission_review, client_ssl, docs_pod, make_pod, metric_value, patched
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1"])
+async def test_injects_docs_pod_and_answers_in_the_request_version(webhook: Webhook, version: str) -> None:
+    pod = docs_pod("static-server")
+    answer = await webhook.review(pod, version=version)
+    assert answer["apiVersion"] == f"admission.k8s.io/{version}"
+    assert answer["kind"] == "AdmissionReview"
+    response = answer["response"]
+    assert response["allowed"] is True
+    injected = patched(pod, response)
+    names = [c["name"] for c in injected["spec"]["containers"]]
+    assert names == ["static-server", "envoy-sidecar"]
+    assert [c["name"] for c in injected["spec"]["initContainers"]] == ["copy-consul-bin", "consul-connect-inject-init"]
+    assert injected["metadata"]["annotations"][P + "connect-inject-status"] == "injected"
+
+
+async def test_skip_is_allowed_without_patch(webhook: Webhook) -> None:
+    pod = make_pod()  # no connect-inject annotation, connectInject.default is false
+    response = (await webhook.review(pod))["response"]
+    assert response["allowed"] is True
+    assert "patch" not in response and "patchType" not in response
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="skipped", reason="default-off") == 1
+
+
+async def test_bad_annotation_is_denied_with_400_naming_it(webhook: Webhook) -> None:
+    pod = make_pod({P + "connect-inject": "true", P + "connect-service-upstreams": "foo"})
+    response = (await webhook.review(pod))["response"]
+    assert response["allowed"] is False
+    assert response["status"]["code"] == 400
+    assert P + "connect-service-upstreams" in response["status"]["message"]
+    assert "foo" in response["status"]["message"]
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="denied", reason="bad-annotation") == 1
+
+
+async def test_unknown_annotation_warning_reaches_the_api_server(webhook: Webhook) -> None:
+    pod = make_pod({P + "connect-inject": "true", P + "connect-service-upstream": "db:1234"})
+    response = (await webhook.review(pod))["response"]
+    assert response["allowed"] is True
+    assert any(P + "connect-service-upstream" in w and "connect-service-upstreams" in w
+               for w in response["warnings"]), response.get("warnings")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
+async def test_wrong_content_type_is_400(webhook: Webhook, content_type: str) -> None:
+    status, body = await webhook.post(admission_review(make_pod()), content_type=content_type)
+    assert status == 400
+    assert body["kind"] == "Status" and "expected application/json" in body["message"]
+
+
+@pytest.mark.parametrize("raw, needle", [
+    (b"{not json", "not JSON"),
+    (b"\xff\xfe\x00garbage", "not JSON"),
+    (b"[1, 2]", "AdmissionReview"),
+    (json.dumps({"apiVersion": "v1", "kind": "Pod"}).encode(), "AdmissionReview"),
+    (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), "no request"),
+    (b"", "empty"),
+])
+async def test_unusable_body_is_400_with_reason_and_no_traceback(webhook: Webhook, raw: bytes, needle: str) -> None:
+    status, body = await webhook.post(raw)
+    assert status == 400
+    assert needle in body["message"]
+    assert "Traceback" not in json.dumps(body)
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="invalid", reason="BadRequest") == 1
+
+
+async def test_body_over_3_mib_is_413(webhook: Webhook) -> None:
+    pod = make_pod({P + "connect-inject": "true", "big": "x" * (3 * 1024 * 1024)})
+    status, body = await webhook.post(admission_review(pod))
+    assert status == 413 and body["reason"] == "RequestEntityTooLarge"
+
+
+async def test_chunked_body_over_3_mib_is_413(webhook: Webhook) -> None:
+    """Without Content-Length the limit is enforced while reading."""
+    async def chunks():
+        for _ in range(4):
+            yield b" " * (1024 * 1024)
+
+    status, body = await webhook.post(chunks())
+    assert status == 413
+
+
+async def test_body_just_under_the_limit_is_answered(webhook: Webhook) -> None:
+    pod = make_pod({"filler": "x" * (3 * 1024 * 1024 - 4096)})
+    assert (await webhook.review(pod))["response"]["allowed"] is True
+
+
+async def test_only_post_mutate_exists(webhook: Webhook) -> None:
+    async with webhook.session.get(webhook.url) as r:
+        assert r.status == 405
+    async with webhook.session.post(webhook.url.replace("/mutate", "/other"), json={}) as r:
+        assert r.status == 404
+
+
+async def test_concurrent_requests_each_get_their_own_answer(webhook: Webhook) -> None:
+    pods = [make_pod({P + "connect-inject": "true"} if i % 2 else {}, name=f"pod-{i}") for i in range(60)]
+    answers = await asyncio.gather(*(webhook.review(p, uid=f"uid-{i}") for i, p in enumerate(pods)))
+    for i, answer in enumerate(answers):
+        assert answer["response"]["uid"] == f"uid-{i}"
+        assert ("patch" in answer["response"]) == bool(i % 2)
+    text = await webhook.metrics()
+    assert metric_value(text, "connect_inject_admission_duration_seconds_count") == 60
+    assert metric_value(text, "connect_inject_admission_in_flight") == 0
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+async def test_tls_below_1_2_is_refused(webhook: Webhook, ca) -> None:
+    ctx = client_ssl(ca, minimum_version=ssl.TLSVersion.TLSv1, maximum_version=ssl.TLSVersion.TLSv1_1)
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        reader, writer = await asyncio.open_connection("127.0.0.1", webhook.server.webhook_port, ssl=ctx)
+        writer.close()
+    ok = client_ssl(ca, maximum_version=ssl.TLSVersion.TLSv1_2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", webhook.server.webhook_port, ssl=ok)
+    assert writer.get_extra_info("ssl_object").version() == "TLSv1.2"
+    writer.close()
+
+
+async def test_partial_request_does_not_block_others_and_is_closed(start_server, https, ca) -> None:
+    """Slowloris: a connection that never finishes its headers, one that stalls in its body."""
+    server = await start_server(keepalive_timeout=0.5, body_timeout=0.5)
+    webhook = Webhook(server, https)
+    port = server.webhook_port
+    headers_reader, stuck_headers = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl(ca))
+    stuck_headers.write(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+    body_reader, stuck_body = await asyncio.open_connection("127.0.0.1", port, ssl=client_ssl(ca))
+    stuck_body.write(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"apiVersion\":")
+    await stuck_body.drain()
+
+    # Others are served meanwhile.
+    answers = await asyncio.gather(*(webhook.review(make_pod(name=f"p{i}")) for i in range(10)))
+    assert all(a["response"]["allowed"] for a in answers)
+
+    # The stalled body gets 408 once its time is up; both connections are closed by the server.
+    head = await asyncio.wait_for(body_reader.read(), 10)
+    assert head.startswith(b"HTTP/1.1 408")
+    assert await asyncio.wait_for(headers_reader.read(), 10) == b""
+    for w in (stuck_headers, stuck_body):
+        w.close()
+
+
+async def test_admission_log_line_has_the_fields_and_no_pod_body(webhook: Webhook, caplog) -> None:
+    caplog.set_level("INFO", logger="connect-inject")
+    pod = docs_pod("static-server")
+    await webhook.review(pod, uid="uid-log", namespace="apps")
+    [record] = [r for r in caplog.records if r.getMessage() == "admission"]
+    assert record.fields["uid"] == "uid-log"
+    assert record.fields["namespace"] == "apps"
+    assert record.fields["pod"] == "static-server-5d8f7c9b6-"
+    assert record.fields["decision"] == "injected"
+    assert record.fields["reason"] == "annotation-true"
+    assert record.fields["duration_ms"] > 0
+    assert "hashicorp/http-echo" not in str(record.fields)
