@@ -10,13 +10,15 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+import base64
+import json
+from typing import Any, Callable, Mapping
 
 import jsonpatch
 
 from generator.annotations import PREFIX, TABLE
 from generator.config import Config
-from generator.review import NamespaceLabels, ReviewResult, review
+from generator.review import NamespaceLabels, review
 
 # Where each workload kind keeps its pod template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -63,25 +65,34 @@ def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def inject_stream(docs: list[Any], config: Config, namespace: str | None, labels: NamespaceLabels) -> Outcome:
-    """Inject every pod and pod template in `docs`."""
+Reviewer = Callable[[dict], dict]  # AdmissionReview request → response AdmissionReview
+
+
+def inject_stream(docs: list[Any], config: Config, namespace: str | None, labels: NamespaceLabels,
+                  reviewer: Reviewer | None = None) -> Outcome:
+    """Inject every pod and pod template in `docs`.
+
+    `reviewer` answers each AdmissionReview; by default it is the in-process `review()`. Tests pass
+    one that POSTs to the HTTPS webhook, so both paths assemble workloads the same way.
+    """
     outcome = Outcome()
+    answer = reviewer or (lambda request: review(request, config, labels).review)
     for doc in docs:
-        outcome.objects.append(_inject_object(doc, config, namespace, labels, outcome))
+        outcome.objects.append(_inject_object(doc, answer, namespace, outcome))
     return outcome
 
 
-def _inject_object(obj: Any, config: Config, namespace: str | None, labels: NamespaceLabels, outcome: Outcome) -> Any:
+def _inject_object(obj: Any, answer: Reviewer, namespace: str | None, outcome: Outcome) -> Any:
     if not isinstance(obj, dict):
         return obj
     kind = obj.get("kind")
     if kind == "List":
         out = copy.deepcopy(obj)
-        out["items"] = [_inject_object(item, config, namespace, labels, outcome) for item in obj.get("items") or []]
+        out["items"] = [_inject_object(item, answer, namespace, outcome) for item in obj.get("items") or []]
         return out
     if kind == "Pod":
         pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-        return _apply(obj, config, pod_ns, labels, outcome, describe(obj)) or obj
+        return _apply(obj, answer, pod_ns, outcome, describe(obj)) or obj
     path = TEMPLATE_PATHS.get(kind or "")
     if path is None or not isinstance(_dig(obj, path), dict):
         return obj
@@ -89,7 +100,7 @@ def _inject_object(obj: Any, config: Config, namespace: str | None, labels: Name
     template = _dig(obj, path)
     pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template.get("metadata") or {}), "spec": template.get("spec")}
-    injected = _apply(pod, config, pod_ns, labels, outcome, describe(obj))
+    injected = _apply(pod, answer, pod_ns, outcome, describe(obj))
     if injected is None:
         return obj
     out = copy.deepcopy(obj)
@@ -98,20 +109,20 @@ def _inject_object(obj: Any, config: Config, namespace: str | None, labels: Name
     return out
 
 
-def _apply(pod: dict, config: Config, namespace: str, labels: NamespaceLabels, outcome: Outcome, name: str) -> dict | None:
+def _apply(pod: dict, answer: Reviewer, namespace: str, outcome: Outcome, name: str) -> dict | None:
     """The injected pod, or None when it is skipped or rejected (recorded in `outcome`)."""
-    result = review_pod(pod, config, namespace, labels)
-    outcome.warnings.extend(f"{name}: warning: {w}" for w in result.warnings)
-    if result.outcome in ("denied", "error"):
-        outcome.errors.append(f"{name}: {result.review['response']['status']['message']}")
+    response = answer(admission_request(pod, namespace))["response"]
+    outcome.warnings.extend(f"{name}: warning: {w}" for w in response.get("warnings") or [])
+    if not response["allowed"]:
+        outcome.errors.append(f"{name}: {response['status']['message']}")
         return None
-    if result.outcome != "injected":
+    if "patch" not in response:
         return None
-    return jsonpatch.apply_patch(pod, list(result.patch))
+    return jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
 
 
-def review_pod(pod: Mapping[str, Any], config: Config, namespace: str, labels: NamespaceLabels) -> ReviewResult:
-    """The AdmissionReview the API server sends for creating `pod`, answered by review()."""
+def admission_request(pod: Mapping[str, Any], namespace: str) -> dict:
+    """The AdmissionReview the API server sends when `pod` is created in `namespace`."""
     request = {
         "uid": str(uuid.uuid4()),
         "kind": {"group": "", "version": "v1", "kind": "Pod"},
@@ -120,7 +131,7 @@ def review_pod(pod: Mapping[str, Any], config: Config, namespace: str, labels: N
         "operation": "CREATE",
         "object": pod,
     }
-    return review({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}, config, labels)
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
 
 
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:
