@@ -1,0 +1,128 @@
+"""The `connect-inject` command as a user runs it: exit codes, stdout, stderr (design.md contracts)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+
+import yaml
+
+from conftest import P, ROOT, admission, make_pod
+
+
+def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "generator", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env=env)
+
+
+def test_review_from_stdin_prints_the_response():
+    proc = cli("review", stdin=json.dumps(admission(make_pod(), api_version="admission.k8s.io/v1beta1", uid="u-9")))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["apiVersion"] == "admission.k8s.io/v1beta1" and out["response"]["uid"] == "u-9"
+    ops = json.loads(base64.b64decode(out["response"]["patch"]))
+    assert any(op["path"] == "/spec/containers/-" and op["value"]["name"] == "envoy-sidecar" for op in ops)
+
+
+def test_review_of_a_denied_pod_exits_zero(tmp_path):
+    request = tmp_path / "ar.json"
+    request.write_text(json.dumps(admission(make_pod({P + "connect-service-upstreams": "foo"}))))
+    proc = cli("review", "-f", str(request))
+    assert proc.returncode == 0
+    response = json.loads(proc.stdout)["response"]
+    assert response["allowed"] is False and response["status"]["code"] == 400
+
+
+def test_review_of_garbage_exits_two_with_one_line():
+    proc = cli("review", stdin="{not json")
+    assert proc.returncode == 2 and proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1
+    assert "not JSON" in proc.stderr
+
+
+def test_review_with_namespace_labels(tmp_path):
+    namespaces = tmp_path / "ns.yaml"
+    namespaces.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: legacy\n  labels:\n    consul.hashicorp.com/transparent-proxy: 'false'\n")
+    proc = cli("review", "--namespaces", str(namespaces), stdin=json.dumps(admission(make_pod(), namespace="legacy")))
+    ops = json.loads(base64.b64decode(json.loads(proc.stdout)["response"]["patch"]))
+    init = next(op["value"][1] for op in ops if op["path"] == "/spec/initContainers")
+    assert "redirect-traffic" not in init["command"][2]
+
+
+def test_inject_workloads_and_pass_through_other_kinds():
+    proc = cli("inject", "-f", "examples/static-client.yaml")
+    assert proc.returncode == 0, proc.stderr
+    docs = list(yaml.safe_load_all(proc.stdout))
+    assert [d["kind"] for d in docs] == ["Service", "ServiceAccount", "Deployment"]
+    assert docs[0] == yaml.safe_load((ROOT / "examples/static-client.yaml").read_text().split("---")[0])
+    spec = docs[2]["spec"]["template"]["spec"]
+    assert [c["name"] for c in spec["containers"]] == ["static-client", "envoy-sidecar"]
+
+
+def test_inject_every_workload_kind_from_stdin():
+    template = {"metadata": {"annotations": {P + "connect-inject": "true"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    docs = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {P + "connect-inject": "true"}}, "spec": template["spec"]},
+        *[{"apiVersion": "apps/v1", "kind": k, "metadata": {"name": k.lower()}, "spec": {"template": template}}
+          for k in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")],
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {"template": template}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cj"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": template}}}},
+        {"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "inlist", "annotations": {P + "connect-inject": "true"}}, "spec": template["spec"]}]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}},
+    ]
+    proc = cli("inject", "-f", "-", stdin="".join("---\n" + yaml.safe_dump(d) for d in docs))
+    assert proc.returncode == 0, proc.stderr
+    out = list(yaml.safe_load_all(proc.stdout))
+    specs = [out[0]["spec"]] + [d["spec"]["template"]["spec"] for d in out[1:6]] + [out[6]["spec"]["jobTemplate"]["spec"]["template"]["spec"], out[7]["items"][0]["spec"]]
+    for spec in specs:
+        assert [c["name"] for c in spec["containers"]] == ["c", "envoy-sidecar"]
+    assert out[8] == docs[8]
+
+
+def test_inject_rejection_exits_one_naming_the_object():
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "annotations": {P + "connect-inject": "true", P + "enable-metrics": "nah"}},
+           "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    proc = cli("inject", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f'Pod/bad: annotation "{P}enable-metrics" has invalid value "nah"')
+
+
+def test_inject_warns_about_annotations_on_the_workload_instead_of_its_pods():
+    doc = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {P + "connect-inject": "true"}},
+           "spec": {"template": {"metadata": {}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    proc = cli("inject", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert proc.returncode == 0
+    assert "envoy-sidecar" not in proc.stdout  # not injected, as in the cluster
+    assert f'Deployment/web: warning: annotation "{P}connect-inject" is on the Deployment\'s own metadata' in proc.stderr
+    assert "spec.template.metadata.annotations" in proc.stderr
+
+
+def test_check_values_ok_and_problems(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("connectInject:\n  enabled: true\n  default: true\n")
+    assert cli("check-values", "--values", str(good)).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("connectInject:\n  replicas: 0\n  failurePolicy: Nope\n  unknownKey: 1\n")
+    proc = cli("check-values", "--values", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "connectInject.unknownKey: Unexpected element",
+        "connectInject.replicas: 0 is less than 1",
+        "connectInject.failurePolicy: 'Nope' not in ('Fail', 'Ignore')",
+    ]
+
+
+def test_invalid_values_stop_review_before_reading_input():
+    proc = cli("review", "--set", "connectInject.consulNamespaces.mirroringK8S=true", stdin="")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "connectInject.consulNamespaces.mirroringK8S: global.enableConsulNamespaces must be true if mirroringK8S=true"
+
+
+def test_release_name_sets_the_dns_variable():
+    env = {"PATH": "/usr/bin:/bin", "MYREL_CONSUL_DNS_SERVICE_HOST": "10.0.0.9"}
+    request = admission(make_pod({P + "consul-dns": "true"}))
+    proc = cli("review", "--release-name", "myrel", stdin=json.dumps(request), env=env)
+    ops = json.loads(base64.b64decode(json.loads(proc.stdout)["response"]["patch"]))
+    init = next(op["value"][1] for op in ops if op["path"] == "/spec/initContainers")
+    assert '-consul-dns-ip="10.0.0.9"' in init["command"][2]
