@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import P, container, denial, init_script, inject, load_config, make_pod, run
+from engine_helpers import P, container, denial, init_script, inject, load_config, make_pod, run
 from generator import annotations
 
 BAD_VALUES = [
@@ -168,7 +168,7 @@ def test_every_table_row_has_a_parser_or_is_written_or_removed():
 
 
 def test_readme_annotation_table_is_generated_from_the_code():
-    from conftest import ROOT
+    from engine_helpers import ROOT
 
     readme = (ROOT / "README.md").read_text()
     start, end = "<!-- annotations:start -->\n", "\n<!-- annotations:end -->"

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from conftest import P, ROOT, admission, make_pod
+from engine_helpers import P, ROOT, admission, make_pod
 
 
 def cli(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

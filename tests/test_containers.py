@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import P, container, denial, inject, load_config, make_pod, run, validate_k8s
+from engine_helpers import P, container, denial, inject, load_config, make_pod, run, validate_k8s
 
 DATA_MOUNT = {"name": "consul-connect-inject-data", "mountPath": "/consul/connect-inject"}
 INIT_RESOURCES = {"limits": {"cpu": "50m", "memory": "150Mi"}, "requests": {"cpu": "50m", "memory": "25Mi"}}

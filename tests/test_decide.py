@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import P, denial, load_config, make_pod, run
+from engine_helpers import P, denial, load_config, make_pod, run
 
 
 def _pod(inject: str | None = None, **annotations: str) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import validate_k8s
+from engine_helpers import validate_k8s
 from golden_cases import cases, in_process, via_cli
 
 CASES = cases()

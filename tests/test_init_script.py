@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import P, init_script, inject, load_config, make_pod
+from engine_helpers import P, init_script, inject, load_config, make_pod
 
 SA_MOUNT = {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}
 

@@ -8,7 +8,7 @@ import json
 import jsonpatch
 import pytest
 
-from conftest import P, admission, denial, inject, load_config, make_pod, run
+from engine_helpers import P, admission, denial, inject, load_config, make_pod, run
 from generator.errors import ReviewError
 from generator.review import parse_review, review
 

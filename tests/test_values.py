@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import container, inject, load_config, make_pod
+from engine_helpers import container, inject, load_config, make_pod
 from generator import config as config_mod
 from generator import helmvalues
 from generator.errors import ConfigError

@@ -1,4 +1,4 @@
-"""Shared test helpers: build pods, run them through review(), apply patches, validate pods.
+"""Engine test helpers (imported as `engine_helpers`; conftest names clash across test folders): build pods, run them through review(), apply patches, validate pods.
 
 Everything goes through the public path (`config.load()` → `review()`), as the webhook and the CLI
 do; the helpers only build inputs and read outputs.
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
-import pytest
 
 from generator import config as config_mod
 from generator.review import ReviewResult, review
@@ -115,8 +114,3 @@ def _kv():
 def validate_k8s(obj: dict, version: str = "1.30") -> None:
     """Strict validation against the real Kubernetes schema (kubernetes-validate)."""
     _kv().validate(obj, version, strict=True)
-
-
-@pytest.fixture
-def default_config() -> config_mod.Config:
-    return load_config()
