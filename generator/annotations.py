@@ -58,7 +58,7 @@ class BadValue(ValueError):
 def go_int(text: str) -> int | None:
     """Go's `strconv.ParseInt(s, 0, 32)`, which the reference uses for ports (0x50, 010 octal)."""
     body, sign = text, 1
-    if body[:1] in "+-":
+    if body[:1] in ("+", "-"):
         sign, body = (-1 if body[0] == "-" else 1), body[1:]
     base = 10
     if body[:2] in ("0x", "0X"):

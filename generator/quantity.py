@@ -28,12 +28,14 @@ def parse(value: object) -> Decimal:
     if not match:
         raise ValueError("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
     number, suffix = match.group(1), match.group(2) or ""
+    if suffix[:1] in ("e", "E") and abs(int(suffix[1:])) > 30:
+        raise ValueError(f"quantity {text!r} is out of range")
     try:
         if suffix[:1] in ("e", "E"):
             return Decimal(number) * (Decimal(10) ** int(suffix[1:]))
         return Decimal(number) * _SUFFIX[suffix]
-    except InvalidOperation as exc:  # pragma: no cover - the regex admits only decimals
-        raise ValueError(str(exc)) from exc
+    except (InvalidOperation, ArithmeticError) as exc:
+        raise ValueError(f"quantity {text!r} is out of range") from exc
 
 
 def as_string(value: object) -> str:

@@ -51,8 +51,14 @@ def shell_quote(value: Any) -> str:
     return '"' + _SHELL_SPECIAL.sub(r"\\\1", str(value)) + '"'
 
 
+# Characters YAML does not allow unescaped (C1 controls, surrogates, U+FFFE/U+FFFF); JSON leaves them raw.
+_NOT_YAML_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _tojson(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """JSON that is also a valid YAML scalar, whatever characters a pod author wrote."""
+    text = json.dumps(value, ensure_ascii=False)
+    return _NOT_YAML_PRINTABLE.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
 @lru_cache(maxsize=4096)

@@ -103,7 +103,7 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
             message = f"Pod {metadata.get('name') or ''} does not require injection"
             return answer({"allowed": True, "status": {"code": 200, "message": message}}, "skipped", decision.reason)
         ops = inject_ops(pod, namespace, annotations, config, namespace_labels)
-        encoded = base64.b64encode(json.dumps(ops, separators=(",", ":"), ensure_ascii=False).encode()).decode()
+        encoded = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
         response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
         return answer(response, "injected", decision.reason, ops)
     except PodError as exc:
@@ -148,6 +148,11 @@ def pod_problem(pod: Any) -> str | None:
             return f"request.object.spec.{field}: expected a list of objects"
     if not spec.get("containers"):
         return "request.object.spec.containers: a pod needs at least one container"
+    for field in ("securityContext",):
+        if spec.get(field) is not None and not isinstance(spec[field], dict):
+            return f"request.object.spec.{field}: expected an object"
+    if spec.get("serviceAccountName") is not None and not isinstance(spec["serviceAccountName"], str):
+        return "request.object.spec.serviceAccountName: expected a string"
     for field in ("containers", "initContainers"):
         for index, container in enumerate(spec.get(field) or []):
             problem = _container_problem(container, f"request.object.spec.{field}[{index}]")
@@ -160,10 +165,18 @@ def _container_problem(container: dict, where: str) -> str | None:
     env = container.get("env")
     if env is not None and not isinstance(env, list):
         return f"{where}.env: expected a list"
+    if not isinstance(container.get("name"), str) or not container["name"]:
+        return f"{where}.name: a container needs a name"
     for field in ("ports", "volumeMounts"):
         value = container.get(field)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, dict) for v in value)):
             return f"{where}.{field}: expected a list of objects"
+    for index, port in enumerate(container.get("ports") or []):
+        number = port.get("containerPort")
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 65535:
+            return f"{where}.ports[{index}].containerPort: expected a port number 1-65535, got {json.dumps(number)}"
+        if port.get("name") is not None and not isinstance(port["name"], str):
+            return f"{where}.ports[{index}].name: expected a string"
     for probe, _ in patch.PROBES:
         value = container.get(probe)
         if value is not None and not isinstance(value, dict):
