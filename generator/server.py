@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -126,8 +127,10 @@ class WebhookServer:
         self.webhook_port = self.health_port = 0
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/mutate", self._mutate)
+        self.shutdown_timeout = shutdown_timeout
+        self._drained = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=shutdown_timeout, keepalive_timeout=keepalive_timeout,
+                                     shutdown_timeout=1.0, keepalive_timeout=keepalive_timeout,
                                      lingering_time=LINGER_SECONDS)
         health = web.Application()
         health.router.add_get("/healthz", self._healthz)
@@ -162,7 +165,20 @@ class WebhookServer:
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), then close everything."""
         self.stopping = True  # readiness fails from now on
-        await self._runner.cleanup()
+        for site in list(self._runner.sites):
+            await site.stop()
+        logs.log(logger, logging.INFO, "stopped accepting connections; finishing requests in flight",
+                 in_flight=self.in_flight)
+        # Wait for requests in flight before closing connections: aiohttp's own shutdown stops
+        # reading from them at once, which would strand a request whose body is still arriving.
+        try:
+            async with asyncio.timeout(self.shutdown_timeout):
+                while self.in_flight:
+                    await self._drained.wait()
+        except TimeoutError:
+            logs.log(logger, logging.WARNING, "shutdown timeout: abandoning requests in flight",
+                     in_flight=self.in_flight, timeout_s=self.shutdown_timeout)
+        await self._runner.cleanup()  # closes idle keep-alive connections
         await self._health_runner.cleanup()
         if self._cert_task is not None:
             self._cert_task.cancel()
@@ -200,6 +216,7 @@ class WebhookServer:
         m = self.metrics
         m.in_flight.inc()
         self.in_flight += 1
+        self._drained.clear()
         fields: dict[str, Any] = {}
         try:
             response, result, reason = await self._answer(request, fields)
@@ -214,6 +231,8 @@ class WebhookServer:
         finally:
             m.in_flight.dec()
             self.in_flight -= 1
+            if not self.in_flight:
+                self._drained.set()
         elapsed = time.perf_counter() - started
         m.latency.observe(elapsed)
         m.requests.labels(result=result, reason=reason).inc()
@@ -267,7 +286,8 @@ async def _bind(site: web.TCPSite, address: Address, flag: str) -> None:
     try:
         await site.start()
     except OSError as e:
-        raise ListenError(f"{flag} {address}: cannot listen: {e.strerror or e}") from e
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        raise ListenError(f"{flag} {address}: cannot listen: {reason}") from e
 
 
 def _show(address: Address, port: int) -> str:
@@ -303,8 +323,7 @@ async def _serve(args: argparse.Namespace, config: Any, api: Any) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    logs.log(logger, logging.INFO, "shutting down: no new connections, finishing requests in flight",
-             in_flight=server.in_flight)
+    logs.log(logger, logging.INFO, "shutting down")
     await server.stop()
     logs.log(logger, logging.INFO, "stopped")
     return 0

@@ -26,7 +26,7 @@ class FakeKube:
         self.version = 1
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.events: list[tuple[int, dict[str, Any]]] = []  # (resourceVersion, event)
-        self.oldest = 1                                     # versions below this answer 410 Gone
+        self.oldest = 1                                     # watches from below this get 410 Gone
         self.calls: Counter[str] = Counter()                 # list / watch / get
         self.down = False
         self._changed = asyncio.Condition()
@@ -57,7 +57,8 @@ class FakeKube:
         await self._emit("DELETED", name, self.namespaces[name]["metadata"]["labels"])
 
     def compact(self) -> None:
-        """Forget the event history, as etcd compaction does: old watches get 410 Gone."""
+        """Expire every version up to now, as the watch cache window moving on does: a new
+        watch from any of them gets 410 Gone (open watches go on)."""
         self.oldest = self.version + 1
         self.events.clear()
 
@@ -76,7 +77,7 @@ class FakeKube:
     async def _list_or_watch(self, request: web.Request) -> web.StreamResponse:
         if self.down:
             return web.json_response(self._status(503, "ServiceUnavailable", "down"), status=503)
-        if request.query.get("watch") in ("true", "1"):
+        if request.query.get("watch", "").lower() in ("true", "1"):  # the client sends "True"
             return await self._watch(request)
         self.calls["list"] += 1
         return web.json_response({"apiVersion": "v1", "kind": "NamespaceList",
@@ -89,7 +90,7 @@ class FakeKube:
         timeout = float(request.query.get("timeoutSeconds") or 60)
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
-        if since + 1 < self.oldest:
+        if since < self.oldest:
             gone = self._status(410, "Expired", f"too old resource version: {since} ({self.oldest})")
             await resp.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
             return resp

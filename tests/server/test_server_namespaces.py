@@ -1,0 +1,134 @@
+"""Namespace-label cache: list+watch through the official client, GET on a miss, outage handling.
+
+Every test here runs against FakeKube (fake_kube.py), which stands in for the Kubernetes API
+server: kmock 0.8 cannot serve the cluster-scoped Namespace resource (see that module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from generator.metrics import Metrics
+from generator.nscache import NamespaceCache
+
+from .conftest import P, Webhook, core_api, docs_pod, metric_value, patched
+from .fake_kube import FakeKube
+
+TPROXY = P + "transparent-proxy"
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    """Wait (bounded) for the watch thread to apply what the API server sent."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def cache(fake_kube: FakeKube):
+    """A started cache on FakeKube (the API server stand-in), stopped at teardown."""
+    caches: list[NamespaceCache] = []
+
+    def make(**kwargs) -> NamespaceCache:
+        c = NamespaceCache(core_api(fake_kube.url), Metrics(), **kwargs)
+        caches.append(c)
+        c.start()
+        return c
+
+    yield make
+    for c in caches:
+        await asyncio.to_thread(c.stop)
+
+
+async def test_initial_list_then_watch_add_modify_delete(fake_kube: FakeKube, cache) -> None:
+    """FakeKube stands in for the API server."""
+    await fake_kube.add("apps", {TPROXY: "false"})
+    c = cache()
+    await until(c.synced.is_set)
+    assert c.peek("apps") == {TPROXY: "false"}
+    assert c.staleness() == 0
+
+    await fake_kube.add("new", {"team": "a"})
+    await until(lambda: c.peek("new") == {"team": "a"})
+    await fake_kube.modify("apps", {TPROXY: "true"})
+    await until(lambda: c.peek("apps") == {TPROXY: "true"})
+    await fake_kube.delete("new")
+    await until(lambda: c.peek("new") == {})
+    assert fake_kube.calls["list"] == 1 and fake_kube.calls["get"] == 0
+
+
+async def test_a_miss_costs_one_get_shared_by_concurrent_requests(fake_kube: FakeKube) -> None:
+    """FakeKube stands in for the API server; the cache is not started, so every name is a miss."""
+    await fake_kube.add("fresh", {TPROXY: "false"})
+    metrics = Metrics()
+    c = NamespaceCache(core_api(fake_kube.url), metrics)
+    results = await asyncio.gather(*(c.resolve("fresh") for _ in range(20)))
+    assert all(r == {TPROXY: "false"} for r in results)
+    assert fake_kube.calls["get"] == 1
+    assert await c.resolve("fresh") == {TPROXY: "false"}  # now cached
+    assert fake_kube.calls["get"] == 1
+    assert await c.resolve("missing") == {}  # 404: no labels, no error
+    assert metrics.ns_errors.labels(operation="get")._value.get() == 0
+
+
+async def test_outage_keeps_last_known_labels_then_resyncs(fake_kube: FakeKube, cache, caplog) -> None:
+    """FakeKube stands in for the API server, and `down` is its outage."""
+    await fake_kube.add("apps", {TPROXY: "false"})
+    c = cache()
+    await until(c.synced.is_set)
+
+    await fake_kube.set_down(True)
+    await until(lambda: c.staleness() > 0)
+    assert await c.resolve("apps") == {TPROXY: "false"}  # last known labels
+    assert await c.resolve("unseen") == {}  # a miss during the outage: GET fails, no labels
+    await until(lambda: c.metrics.ns_errors.labels(operation="list")._value.get()
+                + c.metrics.ns_errors.labels(operation="watch")._value.get() >= 1)
+    assert c.metrics.ns_errors.labels(operation="get")._value.get() == 1
+    assert c.metrics.ns_lookups.labels(source="stale")._value.get() == 1
+    assert any("cannot reach the API server" in r.getMessage() for r in caplog.records)
+
+    await fake_kube.modify("apps", {TPROXY: "true"})  # changed while we could not see it
+    fake_kube.compact()                                # and our resourceVersion is gone
+    await fake_kube.set_down(False)
+    await until(lambda: c.peek("apps") == {TPROXY: "true"}, timeout=20)  # backoff is ≤ 1 s here
+    await until(lambda: c.staleness() == 0)
+
+
+async def test_expired_resource_version_relists(fake_kube: FakeKube, cache) -> None:
+    """FakeKube stands in for the API server; compaction makes the watch's version expire (410)."""
+    await fake_kube.add("a", {})
+    c = cache(watch_seconds=1)  # the server ends each watch after 1 s; the cache re-watches
+    await until(c.synced.is_set)
+    fake_kube.compact()
+    await fake_kube.add("b", {"x": "y"})  # delivered on the open watch
+    await until(lambda: c.peek("b") == {"x": "y"})
+    fake_kube.compact()
+    await until(lambda: fake_kube.calls["list"] >= 2)  # the next watch got 410 Gone: relisted
+    await fake_kube.add("c", {"z": "1"})
+    await until(lambda: c.peek("c") == {"z": "1"})
+    assert c.metrics.ns_errors.labels(operation="watch")._value.get() == 0  # routine, not an error
+
+
+async def test_webhook_uses_namespace_labels_from_the_cache(fake_kube: FakeKube, start_server, https) -> None:
+    """FakeKube stands in for the API server: a namespace label turns transparent proxy off."""
+    await fake_kube.add("plain", {})
+    await fake_kube.add("no-tproxy", {TPROXY: "false"})
+    server = await start_server(namespaces_api=core_api(fake_kube.url))
+    await until(server.namespaces.synced.is_set)
+    webhook = Webhook(server, https)
+    pod = docs_pod("static-server")
+
+    def init_command(answer) -> str:
+        injected = patched(pod, answer["response"])
+        init = [c for c in injected["spec"]["initContainers"] if c["name"] == "consul-connect-inject-init"]
+        return " ".join(init[0]["command"])
+
+    assert "redirect-traffic" in init_command(await webhook.review(pod, namespace="plain"))
+    assert "redirect-traffic" not in init_command(await webhook.review(pod, namespace="no-tproxy"))
+    text = await webhook.metrics()
+    assert metric_value(text, "connect_inject_namespace_lookups_total", source="cache") == 2
+    assert metric_value(text, "connect_inject_namespace_cache_staleness_seconds") == 0
+    assert metric_value(text, "connect_inject_namespace_cache_namespaces") == 2
+    assert fake_kube.calls["get"] == 0  # off the request path
