@@ -179,6 +179,18 @@ def parse_string(raw: str, _ports: PodPorts | None = None) -> str:
     return raw
 
 
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_template_names(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
+    """Names of extra templates, in order; whether each exists is checked against the Config."""
+    names = tuple(_items(raw))
+    for name in names:
+        if not _TEMPLATE_NAME.match(name):
+            raise BadValue(f"{name!r} is not a template name (lower-case letters, digits and -)")
+    return names
+
+
 @dataclass(frozen=True)
 class Spec:
     """One annotation: how it is parsed and what the README says of it."""
@@ -232,6 +244,8 @@ TABLE: tuple[Spec, ...] = (
     Spec("transparent-proxy-exclude-outbound-ports", "port list", "none", "Outbound ports not redirected to Envoy.", parse_port_list),
     Spec("transparent-proxy-exclude-outbound-cidrs", "CIDR list", "none", "Outbound addresses or CIDRs not redirected to Envoy.", parse_cidr_list),
     Spec("transparent-proxy-exclude-uids", "UID list", "none", "User IDs whose traffic is not redirected.", parse_uid_list),
+    Spec("native-sidecar", "bool", "`connectInject.sidecarProxy.nativeSidecar`", "Inject `envoy-sidecar` (and `consul-sidecar`) as native sidecars: init containers with `restartPolicy: Always` (Kubernetes 1.29+), so Jobs complete.", parse_bool),
+    Spec("extra-templates", "template list", "none", "Comma-separated names of extra templates from `connectInject.templates` to apply after the built-ins, in order.", parse_template_names),
     Spec("consul-dns", "bool", "namespace label, then `dns.enabled` and `dns.enableRedirection`", "Send the pod's DNS to Consul DNS (transparent proxy only).", parse_bool),
     Spec("original-pod", "written", "set on injection", "The pod as received, as JSON (read by the endpoints controller)."),
     Spec("consul-namespace", "written", "set with Consul namespaces", "The Consul namespace the pod is registered in."),

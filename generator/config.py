@@ -78,6 +78,7 @@ class Config:
     sidecar_resources: Resources
     init_resources: Resources
     consul_sidecar_resources: Resources
+    native_sidecar_default: bool
     templates: Any = field(repr=False, compare=False)
 
     def consul_namespace(self, k8s_namespace: str) -> str:
@@ -213,6 +214,7 @@ def _build(values, release_name, env, resources, extra_args, ca_cert, templates)
         sidecar_resources=resources["sidecar"],
         init_resources=resources["init"],
         consul_sidecar_resources=resources["consul_sidecar"],
+        native_sidecar_default=bool(g("connectInject.sidecarProxy.nativeSidecar", False)),
         templates=templates,
     )
 

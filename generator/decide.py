@@ -1,11 +1,13 @@
 """Whether a pod is injected, in the reference's order, with a stable reason code.
 
 The reason code is the one answer to "why": the CLI's `explain`, the webhook's log line, the skip
-metric's label and the warnings all read it, so nothing else recomputes the decision.
+metric's label and the warnings all read it, so nothing else recomputes the decision. The steps
+record each check as it was made, for `explain`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -30,9 +32,19 @@ REASONS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class Step:
+    """One check of the decision: what was looked at and what it said."""
+
+    check: str
+    verdict: str  # "continue", "inject" or "skip"
+    detail: str
+
+
+@dataclass(frozen=True)
 class Decision:
     inject: bool
     reason: str
+    steps: tuple[Step, ...] = ()
 
     @property
     def sentence(self) -> str:
@@ -41,19 +53,33 @@ class Decision:
 
 def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> Decision:
     """The reference's `shouldInject` (§2), steps 2-7; a bad `connect-inject` value is a PodError."""
+    steps: list[Step] = []
+
+    def done(inject: bool, reason: str, check: str, detail: str) -> Decision:
+        steps.append(Step(check, "inject" if inject else "skip", detail))
+        return Decision(inject, reason, tuple(steps))
+
     if namespace in SYSTEM_NAMESPACES:
-        return Decision(False, namespace)
+        return done(False, namespace, "system namespace", f"{namespace} is never injected")
+    steps.append(Step("system namespace", "continue", f"{namespace} is not kube-system or kube-public"))
+    deny = sorted(config.deny_namespaces)
     if namespace in config.deny_namespaces:
-        return Decision(False, "denied-namespace")
+        return done(False, "denied-namespace", "deny list", f"{namespace} is in connectInject.k8sDenyNamespaces {json.dumps(deny)}")
+    steps.append(Step("deny list", "continue", f"{namespace} is not in connectInject.k8sDenyNamespaces {json.dumps(deny)}"))
+    allow = sorted(config.allow_namespaces)
     if "*" not in config.allow_namespaces and namespace not in config.allow_namespaces:
-        return Decision(False, "not-allowed-namespace")
-    if annotations.get(PREFIX + "connect-inject-status"):
-        return Decision(False, "already-injected")
+        return done(False, "not-allowed-namespace", "allow list", f"{namespace} is not in connectInject.k8sAllowNamespaces {json.dumps(allow)}")
+    steps.append(Step("allow list", "continue", f"connectInject.k8sAllowNamespaces {json.dumps(allow)} allows {namespace}"))
+    status = annotations.get(PREFIX + "connect-inject-status")
+    if status:
+        return done(False, "already-injected", "already injected", f'{PREFIX}connect-inject-status is "{status}"')
+    steps.append(Step("already injected", "continue", f"no {PREFIX}connect-inject-status annotation"))
     raw = annotations.get(PREFIX + "connect-inject")
     if raw is not None:
         try:
             value = parse_bool(str(raw))
         except BadValue as exc:
             raise PodError(f'annotation "{PREFIX}connect-inject" has invalid value "{raw}": {exc}') from None
-        return Decision(value, "annotation-true" if value else "annotation-false")
-    return Decision(config.default_inject, "default-on" if config.default_inject else "default-off")
+        return done(value, "annotation-true" if value else "annotation-false", "annotation", f'{PREFIX}connect-inject is "{raw}"')
+    reason = "default-on" if config.default_inject else "default-off"
+    return done(config.default_inject, reason, "default", f"no {PREFIX}connect-inject annotation; connectInject.default is {str(config.default_inject).lower()}")

@@ -12,7 +12,8 @@ import json
 from typing import Any, Iterable, Mapping
 
 from generator.annotations import PREFIX
-from generator.plan import Plan
+from generator.errors import PodError
+from generator.plan import INJECTED_NAMES, Plan
 from generator.render import Injected
 
 PROBES = (("livenessProbe", 20300), ("readinessProbe", 20400), ("startupProbe", 20500))
@@ -72,19 +73,32 @@ def pod_annotations(pod: Mapping[str, Any], plan: Plan, enable_namespaces: bool)
 
 
 def build(pod: Mapping[str, Any], plan: Plan, injected: Injected, annotations: Mapping[str, str]) -> list[dict]:
-    """All operations of one injection, applied in order to the pod as received."""
+    """All operations of one injection, applied in order to the pod as received.
+
+    A container the pod already declares under an injected name (`envoy-sidecar`,
+    `consul-connect-inject-init`, ...) is a per-pod override: its fields are merged over the
+    rendered container, which takes its place; the declared entry is removed.
+    """
     spec = pod.get("spec") or {}
     metadata = pod.get("metadata")
     ops: list[dict] = []
     env = upstream_env(plan)
+    overrides = _overrides(spec)
     _append(ops, ("spec", "volumes"), spec.get("volumes"), injected.volumes)
     for field in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(field) or []):
-            _append(ops, ("spec", field, index, "env"), container.get("env"), env)
-    _append(ops, ("spec", "initContainers"), spec.get("initContainers"), injected.init_containers)
-    _append(ops, ("spec", "containers"), spec.get("containers"), injected.containers)
+            if container.get("name") not in overrides:
+                _append(ops, ("spec", field, index, "env"), container.get("env"), env)
     if plan.tproxy and plan.overwrite_probes:
         ops.extend(_probe_ops(spec.get("containers") or []))
+    merged = {field: [_merge_override(c, overrides) for c in items]
+              for field, items in (("initContainers", injected.init_containers), ("containers", injected.containers))}
+    _append(ops, ("spec", "initContainers"), spec.get("initContainers"), merged["initContainers"])
+    _append(ops, ("spec", "containers"), spec.get("containers"), merged["containers"])
+    for field in ("containers", "initContainers"):  # remove declared overrides, highest index first
+        for index in reversed(range(len(spec.get(field) or []))):
+            if spec[field][index].get("name") in overrides:
+                ops.append({"op": "remove", "path": pointer("spec", field, index)})
     labels = {STATUS_KEY: "injected", MANAGED_BY_KEY: MANAGED_BY}
     if metadata is None:
         ops.append({"op": "add", "path": "/metadata", "value": {"annotations": dict(annotations), "labels": labels}})
@@ -94,10 +108,69 @@ def build(pod: Mapping[str, Any], plan: Plan, injected: Injected, annotations: M
     return ops
 
 
+def _overrides(spec: Mapping[str, Any]) -> dict[str, tuple[str, int, dict]]:
+    """Containers the pod declares under an injected name: name → (list, index, container)."""
+    found: dict[str, tuple[str, int, dict]] = {}
+    for field in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(field) or []):
+            if container.get("name") in INJECTED_NAMES:
+                if container["name"] in found:
+                    raise PodError(f'spec: container "{container["name"]}" is declared twice')
+                found[container["name"]] = (field, index, container)
+    return found
+
+
+_MAP_FIELDS = ("resources", "securityContext")
+_KEYED_LISTS = {"env": "name", "volumeMounts": "mountPath", "ports": "containerPort"}
+
+
+def _merge_override(rendered: dict, overrides: Mapping[str, tuple[str, int, dict]]) -> dict:
+    """The rendered container with the pod's declared one laid over it, field by field (the Istio
+    way): maps merge key by key, env/volumeMounts/ports merge by key, an empty image is ignored,
+    every other field the pod sets replaces the rendered one."""
+    if rendered.get("name") not in overrides:
+        return rendered
+    field, index, user = overrides[rendered["name"]]
+    where = f"spec.{field}[{index}]"
+    out = dict(rendered)
+    for key, value in user.items():
+        if key == "name":
+            continue
+        if key == "image":
+            if not isinstance(value, str):
+                raise PodError(f"{where}.image: expected a string, got {type(value).__name__}")
+            if value:
+                out[key] = value
+        elif key in _MAP_FIELDS:
+            out[key] = _merge_maps(out.get(key) or {}, value, f"{where}.{key}")
+        elif key in _KEYED_LISTS:
+            out[key] = _merge_keyed(out.get(key) or [], value, _KEYED_LISTS[key], f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_maps(base: dict, over: Any, where: str) -> dict:
+    if not isinstance(over, dict):
+        raise PodError(f"{where}: expected a map, got {type(over).__name__}")
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge_maps(out[key], value, f"{where}.{key}") if isinstance(out.get(key), dict) and isinstance(value, dict) else value
+    return out
+
+
+def _merge_keyed(base: list, over: Any, key: str, where: str) -> list:
+    if not isinstance(over, list) or not all(isinstance(item, dict) and key in item for item in over):
+        raise PodError(f"{where}: expected a list of maps, each with {key!r}")
+    replaced = {item[key]: item for item in over}
+    out = [replaced.pop(item.get(key), item) for item in base]
+    return out + [item for item in over if item[key] in replaced]
+
+
 def _probe_ops(containers: list[dict]) -> Iterable[dict]:
     """HTTP probes point at Envoy's exposed listeners 20300+i / 20400+i / 20500+i (tproxy only)."""
     for index, container in enumerate(containers):
-        if container.get("name") == "envoy-sidecar":
+        if container.get("name") in INJECTED_NAMES:
             continue
         for probe, base in PROBES:
             http_get = (container.get(probe) or {}).get("httpGet")

@@ -16,6 +16,7 @@ from generator.config import Config, Resources
 from generator.errors import InjectorFault, PodError
 
 ENVOY_UID = 5995
+INJECTED_NAMES = ("copy-consul-bin", "consul-connect-inject-init", "envoy-sidecar", "consul-sidecar")
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -47,14 +48,26 @@ class Plan:
     service_name: str
     service_account: str
     sa_token_mount: Mapping[str, Any] | None = field(default=None)
+    native_sidecar: bool = False
+    extra_templates: tuple[str, ...] = ()
+    # Where each layered setting came from ("annotation", "namespace label", "values"), for explain.
+    sources: Mapping[str, str] = field(default_factory=dict)
 
 
 def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mapping[str, Any],
               raw_annotations: Mapping[str, str], ns_labels: Mapping[str, str]) -> Plan:
     """Resolve every setting for `pod`; PodError for what its author got wrong."""
     spec = pod.get("spec") or {}
-    tproxy = _layered(ann, "transparent-proxy", ns_labels, namespace, config.tproxy_default)
-    consul_dns = _layered(ann, "consul-dns", ns_labels, namespace, config.consul_dns_default)
+    sources: dict[str, str] = {}
+    tproxy = _layered(ann, "transparent-proxy", ns_labels, namespace, config.tproxy_default, sources)
+    consul_dns = _layered(ann, "consul-dns", ns_labels, namespace, config.consul_dns_default, sources)
+    for key in ("enable-metrics", "enable-metrics-merging", "transparent-proxy-overwrite-probes", "native-sidecar"):
+        sources[key] = "annotation" if key in ann else "values"
+    extras = ann.get("extra-templates", ())
+    unknown = [name for name in extras if name not in config.templates.extras]
+    if unknown:
+        known = ", ".join(config.templates.extras) or "none (define them in connectInject.templates)"
+        raise PodError(f'annotation "{PREFIX}extra-templates" names unknown template(s) {", ".join(unknown)}; known extra templates: {known}')
     default_port = _default_service_port(spec, raw_annotations)
     service_port = ann.get("connect-service-port")
     if service_port is None and default_port is not None:
@@ -96,16 +109,23 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
         service_name=ann.get("connect-service", ""),
         service_account=spec.get("serviceAccountName") or "",
         sa_token_mount=_sa_token_mount(spec, config.auth_method),
+        native_sidecar=ann.get("native-sidecar", config.native_sidecar_default),
+        extra_templates=extras,
+        sources=sources,
     )
 
 
-def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namespace: str, default: bool) -> bool:
+def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namespace: str, default: bool,
+             sources: dict[str, str]) -> bool:
     """Annotation > namespace label > values default."""
     if key in ann:
+        sources[key] = "annotation"
         return ann[key]
     raw = labels.get(PREFIX + key)
     if raw is None:
+        sources[key] = "values"
         return default
+    sources[key] = "namespace label"
     try:
         return parse_bool(raw)
     except BadValue as exc:
@@ -130,6 +150,8 @@ def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
     if ((spec.get("securityContext") or {}).get("runAsUser")) == ENVOY_UID:
         raise PodError(f"pod security context cannot have the same uid as envoy: {ENVOY_UID}")
     for container in spec.get("containers") or []:
+        if container.get("name") in INJECTED_NAMES:
+            continue  # a per-pod override of an injected container, not an application container
         if ((container or {}).get("securityContext") or {}).get("runAsUser") == ENVOY_UID:
             raise PodError(
                 f'container "{container.get("name", "")}" has runAsUser set to the same uid "{ENVOY_UID}" as envoy which is not allowed'

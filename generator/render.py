@@ -26,7 +26,7 @@ import jinja2
 import yaml
 
 from generator import paths
-from generator.errors import ConfigError, InjectorFault
+from generator.errors import ConfigError, InjectorFault, PodError
 
 BUILTIN: dict[str, str] = {
     "consul-connect-inject-data": "consul-connect-inject-data.yaml.j2",
@@ -138,17 +138,45 @@ class Templates:
             raise InjectorFault(f"{self._where(name)} must render a YAML map with a name, got {type(obj).__name__}")
         return obj
 
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """User-named templates (not replacing a built-in), selectable per pod by annotation."""
+        return tuple(name for name in self.overrides if name not in BUILTIN)
+
     def inject(self, config, plan, pod: Mapping[str, Any]) -> "Injected":
-        """The objects to add to `pod`, in the order the reference adds them."""
+        """The objects to add to `pod`, in the order the reference adds them, then the extras."""
         ctx = context(config, plan, pod)
-        containers = [self.object("envoy-sidecar", ctx)]
+        sidecars = [self.object("envoy-sidecar", ctx)]
         if plan.merging:
-            containers.append(self.object("consul-sidecar", ctx))
-        return Injected(
-            volumes=(self.object("consul-connect-inject-data", ctx),),
-            init_containers=(self.object("copy-consul-bin", ctx), self.object("consul-connect-inject-init", ctx)),
-            containers=tuple(containers),
-        )
+            sidecars.append(self.object("consul-sidecar", ctx))
+        volumes = [self.object("consul-connect-inject-data", ctx)]
+        init = [self.object("copy-consul-bin", ctx), self.object("consul-connect-inject-init", ctx)]
+        # Native sidecars (Kubernetes 1.29+) start after the init script wrote Envoy's bootstrap.
+        containers = [] if plan.native_sidecar else sidecars
+        if plan.native_sidecar:
+            init.extend(sidecars)
+        for name in plan.extra_templates:
+            fragment = self.fragment(name, ctx)
+            volumes.extend(fragment.get("volumes") or ())
+            init.extend(fragment.get("initContainers") or ())
+            containers.extend(fragment.get("containers") or ())
+        return Injected(volumes=tuple(volumes), init_containers=tuple(init), containers=tuple(containers))
+
+    def fragment(self, name: str, context: Mapping[str, Any]) -> dict:
+        """Render an extra template: a map of `containers`, `initContainers` and `volumes` lists.
+
+        Its failures are answered with 400 naming the template (the pod asked for it)."""
+        try:
+            text = self.compiled[name].render(context)
+            obj = _parse_yaml(text)
+        except yaml.YAMLError as exc:
+            raise PodError(f"{self._where(name)} rendered invalid YAML: {' '.join(str(exc).split())}") from None
+        except Exception as exc:
+            raise PodError(f"{self._where(name)}{_template_line(exc, name)}: {type(exc).__name__}: {exc}") from None
+        problem = _fragment_problem(obj)
+        if problem:
+            raise PodError(f"{self._where(name)}: {problem}")
+        return obj
 
     def check(self, config) -> None:
         """Render every template against sample pods so runtime errors surface at start-up."""
@@ -160,8 +188,41 @@ class Templates:
                 self.inject(config, plan, pod)
             except InjectorFault as exc:
                 problems.append(str(exc))
+            for name in self.extras:
+                try:
+                    self.fragment(name, context(config, plan, pod))
+                except PodError as exc:
+                    problems.append(str(exc))
         if problems:
             raise ConfigError(sorted(set(problems)))
+
+
+_FRAGMENT_KEYS = {"containers": ("name", "image"), "initContainers": ("name", "image"), "volumes": ("name",)}
+
+
+def _fragment_problem(obj: Any) -> str | None:
+    """What is wrong with an extra template's output, or None."""
+    if not isinstance(obj, dict) or not obj or set(obj) - set(_FRAGMENT_KEYS):
+        return f"must render a YAML map with any of {', '.join(_FRAGMENT_KEYS)} (lists), got {_describe(obj)}"
+    for key, required in _FRAGMENT_KEYS.items():
+        items = obj.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            return f"{key}: expected a list, got {_describe(items)}"
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                return f"{key}[{index}]: expected a map, got {_describe(item)}"
+            for field in required:
+                if not isinstance(item.get(field), str) or not item[field]:
+                    return f"{key}[{index}].{field}: required (a non-empty string)"
+    return None
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a map with keys " + ", ".join(map(str, value)) if value else "an empty map"
+    return type(value).__name__
 
 
 def _template_line(exc: BaseException, name: str) -> str:

@@ -17,9 +17,9 @@ from typing import Any, Callable, Mapping
 from generator import annotations as ann_mod
 from generator import patch
 from generator.config import Config
-from generator.decide import decide
+from generator.decide import Decision, decide
 from generator.errors import InjectorFault, PodError, ReviewError
-from generator.plan import make_plan
+from generator.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -37,6 +37,8 @@ class ReviewResult:
     namespace: str
     name: str
     patch: tuple[dict, ...] = ()
+    decision: Decision | None = None  # for explain: the steps that decided
+    plan: Plan | None = None  # for explain: what was injected and why
 
 
 def parse_review(raw: bytes | str) -> dict:
@@ -79,12 +81,14 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
     name = metadata.get("name") or metadata.get("generateName") or ""
     warnings: tuple[str, ...] = ()
 
-    def answer(response: dict, outcome: str, reason: str, ops: list[dict] | None = None) -> ReviewResult:
+    decision: Decision | None = None
+
+    def answer(response: dict, outcome: str, reason: str, ops: list[dict] | None = None, plan: Plan | None = None) -> ReviewResult:
         response = {"uid": request["uid"], **response}
         if warnings:
             response["warnings"] = list(warnings)
         out = {"apiVersion": data["apiVersion"], "kind": "AdmissionReview", "response": response}
-        return ReviewResult(out, outcome, reason, warnings, namespace, name, tuple(ops or ()))
+        return ReviewResult(out, outcome, reason, warnings, namespace, name, tuple(ops or ()), decision, plan)
 
     def deny(code: int, message: str, outcome: str, reason: str) -> ReviewResult:
         return answer({"allowed": False, "status": {"code": code, "message": message}}, outcome, reason)
@@ -102,10 +106,10 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
         if not decision.inject:
             message = f"Pod {metadata.get('name') or ''} does not require injection"
             return answer({"allowed": True, "status": {"code": 200, "message": message}}, "skipped", decision.reason)
-        ops = inject_ops(pod, namespace, annotations, config, namespace_labels)
+        ops, plan = inject_ops(pod, namespace, annotations, config, namespace_labels)
         encoded = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
         response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
-        return answer(response, "injected", decision.reason, ops)
+        return answer(response, "injected", decision.reason, ops, plan)
     except PodError as exc:
         return deny(400, str(exc), "denied", "bad-annotation")
     except InjectorFault as exc:
@@ -117,12 +121,12 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
 
 
 def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config: Config,
-               namespace_labels: NamespaceLabels) -> list[dict]:
+               namespace_labels: NamespaceLabels) -> tuple[list[dict], Plan]:
     """Parse the annotations, plan, render the templates and build the patch."""
     parsed = ann_mod.parse(annotations, pod)
     plan = make_plan(config, pod, namespace, parsed, annotations, namespace_labels(namespace))
     injected = config.templates.inject(config, plan, pod)
-    return patch.build(pod, plan, injected, patch.pod_annotations(pod, plan, config.enable_namespaces))
+    return patch.build(pod, plan, injected, patch.pod_annotations(pod, plan, config.enable_namespaces)), plan
 
 
 def pod_problem(pod: Any) -> str | None:

@@ -1,24 +1,22 @@
-"""`connect-inject inject`: workloads in, injected workloads out, through review().
+"""Pods inside YAML streams: `connect-inject inject` and `explain` go through review() per pod.
 
 Each pod template is wrapped in the AdmissionReview the API server would send for a pod created
-from it, answered by the same `review()` the webhook runs, and the patch is applied back onto the
+from it, answered by the same `review()` the webhook runs; `inject` applies the patch back onto the
 template. Kinds that hold no pod pass through unchanged.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import uuid
 from dataclasses import dataclass, field
-import base64
-import json
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jsonpatch
 
 from generator.annotations import PREFIX, TABLE
-from generator.config import Config
-from generator.review import NamespaceLabels, review
 
 # Where each workload kind keeps its pod template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -32,6 +30,33 @@ TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 # Annotations that only do something on the pod: on a workload's own metadata they are ignored.
 POD_ONLY = tuple(spec.full for spec in TABLE if spec.kind not in ("written", "removed"))
+Reviewer = Callable[[dict], dict]  # AdmissionReview request → response AdmissionReview
+
+
+@dataclass
+class PodSite:
+    """A pod, or a workload's pod template, found in a stream."""
+
+    name: str  # <kind>/<name> of the object that holds it
+    obj: dict  # that object
+    path: tuple[str, ...] | None  # where its template is; None when obj is the Pod itself
+    namespace: str
+
+    def pod(self) -> dict:
+        """The Pod the API server would review for this site."""
+        if self.path is None:
+            return self.obj
+        template = _dig(self.obj, self.path)
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template.get("metadata") or {}), "spec": template.get("spec")}
+
+    def store(self, pod: dict) -> None:
+        """Write an injected pod back where it came from."""
+        if self.path is None:
+            self.obj.clear()
+            self.obj.update(pod)
+        else:
+            template = _dig(self.obj, self.path)
+            template["metadata"], template["spec"] = pod["metadata"], pod["spec"]
 
 
 @dataclass
@@ -48,6 +73,22 @@ def describe(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind', '?')}/{metadata.get('name') or metadata.get('generateName') or ''}"
 
 
+def pod_sites(obj: Any, namespace: str | None) -> Iterator[PodSite]:
+    """Every pod and pod template in `obj` (Lists are walked)."""
+    if not isinstance(obj, dict):
+        return
+    kind = obj.get("kind")
+    if kind == "List":
+        for item in obj.get("items") or []:
+            yield from pod_sites(item, namespace)
+        return
+    pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+    if kind == "Pod":
+        yield PodSite(describe(obj), obj, None, pod_ns)
+    elif kind in TEMPLATE_PATHS and isinstance(_dig(obj, TEMPLATE_PATHS[kind]), dict):
+        yield PodSite(describe(obj), obj, TEMPLATE_PATHS[kind], pod_ns)
+
+
 def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
     """The Consul docs' "common mistake": an injection annotation on the workload, not its pods."""
     path = TEMPLATE_PATHS.get(obj.get("kind", ""))
@@ -55,7 +96,7 @@ def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
         return []
     own = (obj.get("metadata") or {}).get("annotations") or {}
     template = _dig(obj, path) or {}
-    on_template = (template.get("metadata") or {}).get("annotations") or {}
+    on_template = ((template.get("metadata") or {}).get("annotations") or {}) if isinstance(template, dict) else {}
     where = ".".join(path) + ".metadata.annotations"
     return [
         f'annotation "{key}" is on the {obj.get("kind")}\'s own metadata, where the injector never sees it; '
@@ -65,60 +106,33 @@ def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
     ]
 
 
-Reviewer = Callable[[dict], dict]  # AdmissionReview request → response AdmissionReview
+def local_reviewer(config, labels) -> Reviewer:
+    from generator.review import review
+
+    return lambda request: review(request, config, labels).review
 
 
-def inject_stream(docs: list[Any], config: Config, namespace: str | None, labels: NamespaceLabels,
-                  reviewer: Reviewer | None = None) -> Outcome:
+def inject_stream(docs: list[Any], config, namespace: str | None, labels, reviewer: Reviewer | None = None) -> Outcome:
     """Inject every pod and pod template in `docs`.
 
     `reviewer` answers each AdmissionReview; by default it is the in-process `review()`. Tests pass
     one that POSTs to the HTTPS webhook, so both paths assemble workloads the same way.
     """
     outcome = Outcome()
-    answer = reviewer or (lambda request: review(request, config, labels).review)
+    answer = reviewer or local_reviewer(config, labels)
     for doc in docs:
-        outcome.objects.append(_inject_object(doc, answer, namespace, outcome))
+        out = copy.deepcopy(doc)
+        for site in pod_sites(out, namespace):
+            outcome.warnings.extend(f"{site.name}: warning: {w}" for w in misplaced_warnings(site.obj))
+            pod = site.pod()
+            response = answer(admission_request(pod, site.namespace))["response"]
+            outcome.warnings.extend(f"{site.name}: warning: {w}" for w in response.get("warnings") or [])
+            if not response["allowed"]:
+                outcome.errors.append(f"{site.name}: {response['status']['message']}")
+            elif "patch" in response:
+                site.store(jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"]))))
+        outcome.objects.append(out)
     return outcome
-
-
-def _inject_object(obj: Any, answer: Reviewer, namespace: str | None, outcome: Outcome) -> Any:
-    if not isinstance(obj, dict):
-        return obj
-    kind = obj.get("kind")
-    if kind == "List":
-        out = copy.deepcopy(obj)
-        out["items"] = [_inject_object(item, answer, namespace, outcome) for item in obj.get("items") or []]
-        return out
-    if kind == "Pod":
-        pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-        return _apply(obj, answer, pod_ns, outcome, describe(obj)) or obj
-    path = TEMPLATE_PATHS.get(kind or "")
-    if path is None or not isinstance(_dig(obj, path), dict):
-        return obj
-    outcome.warnings.extend(f"{describe(obj)}: warning: {w}" for w in misplaced_warnings(obj))
-    template = _dig(obj, path)
-    pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template.get("metadata") or {}), "spec": template.get("spec")}
-    injected = _apply(pod, answer, pod_ns, outcome, describe(obj))
-    if injected is None:
-        return obj
-    out = copy.deepcopy(obj)
-    target = _dig(out, path)
-    target["metadata"], target["spec"] = injected["metadata"], injected["spec"]
-    return out
-
-
-def _apply(pod: dict, answer: Reviewer, namespace: str, outcome: Outcome, name: str) -> dict | None:
-    """The injected pod, or None when it is skipped or rejected (recorded in `outcome`)."""
-    response = answer(admission_request(pod, namespace))["response"]
-    outcome.warnings.extend(f"{name}: warning: {w}" for w in response.get("warnings") or [])
-    if not response["allowed"]:
-        outcome.errors.append(f"{name}: {response['status']['message']}")
-        return None
-    if "patch" not in response:
-        return None
-    return jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
 
 
 def admission_request(pod: Mapping[str, Any], namespace: str) -> dict:
@@ -140,5 +154,3 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
             return None
         obj = obj.get(part)
     return obj
-
-
