@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -112,12 +113,17 @@ def render(
     api_versions: Iterable[str] = (),
     is_upgrade: bool = False,
     helm: str | None = None,
+    notes: bool = False,
 ) -> Rendered:
-    """Render the chart: Helm 4's engine in this process, or the Helm binary `helm` if given."""
+    """Render the chart: Helm 4's engine in this process, or the Helm binary `helm` if given.
+
+    The in-process render always includes NOTES.txt; `helm template` leaves it out, so with a
+    binary `notes=True` renders it through an extra template in a copy of the chart.
+    """
     merged = _normalize(values)
     kube_version = kube_version.removeprefix("v")
     if helm:
-        return _render_binary(helm, merged, release, namespace, kube_version, list(api_versions), is_upgrade)
+        return _render_binary(helm, merged, release, namespace, kube_version, list(api_versions), is_upgrade, notes)
     from helm_python import Chart, _native
     from helm_python.errors import HelmError
 
@@ -152,13 +158,37 @@ def helm_env() -> dict[str, str]:
     return env
 
 
+_NOTES_CAPTURE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes-capture
+data:
+  notes: {{ include (print $.Template.BasePath "/NOTES.txt") . | quote }}
+"""
+
+
 def _render_binary(helm: str, values: dict, release: str, namespace: str, kube_version: str,
+                   api_versions: list[str], is_upgrade: bool, notes: bool) -> Rendered:
+    """`helm template` (templates that render nothing are left out)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        chart = CHART
+        if notes:
+            chart = Path(tmp) / CHART_NAME
+            shutil.copytree(CHART, chart)
+            (chart / "templates" / "zz-notes-capture.yaml").write_text(_NOTES_CAPTURE)
+        rendered = _helm_template(helm, chart, values, release, namespace, kube_version, api_versions, is_upgrade)
+    capture = rendered.files.pop("templates/zz-notes-capture.yaml", None)
+    if capture is not None:
+        rendered.files["templates/NOTES.txt"] = yaml.safe_load(capture.removesuffix("---\n"))["data"]["notes"]
+    return rendered
+
+
+def _helm_template(helm: str, chart: Path, values: dict, release: str, namespace: str, kube_version: str,
                    api_versions: list[str], is_upgrade: bool) -> Rendered:
-    """`helm template` (templates that render nothing are left out, as is NOTES.txt)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(values, f)
     try:
-        cmd = [helm, "template", release, str(CHART), "--namespace", namespace, "-f", f.name,
+        cmd = [helm, "template", release, str(chart), "--namespace", namespace, "-f", f.name,
                "--kube-version", kube_version]
         for api in api_versions:
             cmd += ["--api-versions", api]

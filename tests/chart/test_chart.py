@@ -1,0 +1,121 @@
+"""Whole-chart checks: helm lint --strict, Kubernetes schemas, certificate reuse, metadata."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import tomllib
+
+import kubernetes_validate
+import pytest
+import yaml
+from cryptography import x509
+
+from helmrender import CHART, ROOT, RenderError, helm_env, render
+
+KITCHEN_SINK = CHART / "ci" / "kitchen-sink-values.yaml"
+ENABLED = {"connectInject": {"enabled": True}}
+
+# Values sets that together render every object the chart can make.
+VALUE_SETS = {
+    "defaults": {},
+    "enabled": ENABLED,
+    "kitchen-sink": KITCHEN_SINK,
+    "one-replica": [ENABLED, {"connectInject": {"replicas": 1}}],
+    "cert-manager": [ENABLED, {"connectInject": {"webhook": {"tls": {"mode": "certManager"}}}}],
+    "existing-secret": [ENABLED, {"connectInject": {"webhook": {"tls": {
+        "mode": "secret", "secretName": "my-cert", "caBundle": base64.b64encode(b"-----BEGIN CERTIFICATE-----").decode()}}}}],
+    "tls-no-auto-encrypt": [ENABLED, {"global": {"tls": {"enabled": True}}}],
+}
+# Kinds Kubernetes has no schema for (CRDs of cert-manager); everything else must validate.
+CRD_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == project["version"], "appVersion is the package version (the webhook image tag)"
+    assert chart["kubeVersion"] == ">=1.23.0-0"
+
+
+@pytest.mark.parametrize("values", ["defaults", "enabled", "kitchen-sink"])
+def test_helm_lint_strict_in_process(values: str) -> None:
+    import helm_python
+
+    report = helm_python.lint(str(CHART), render_values(values), strict=True, namespace="consul")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert problems == []
+
+
+@pytest.mark.parametrize("values", ["defaults", "enabled", "kitchen-sink"])
+def test_helm_lint_strict_helm3(values: str, helm: str | None, tmp_path) -> None:
+    if helm is None:
+        pytest.skip("the in-process lint is test_helm_lint_strict_in_process")
+    values_file = tmp_path / "values.json"
+    values_file.write_text(json.dumps(render_values(values)))
+    proc = subprocess.run([helm, "lint", "--strict", str(CHART), "-f", str(values_file), "--namespace", "consul"],
+                          capture_output=True, text=True, env=helm_env(), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[WARNING]" not in proc.stdout and "[ERROR]" not in proc.stdout
+
+
+def render_values(name: str) -> dict:
+    from helmrender import _normalize
+
+    return _normalize(VALUE_SETS[name])
+
+
+@pytest.mark.parametrize("kube", ["1.29", "1.33"])
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_every_object_validates_against_kubernetes_strict(values: str, kube: str, helm: str | None) -> None:
+    rendered = render(VALUE_SETS[values], kube_version=f"{kube}.0", helm=helm)
+    checked = 0
+    for obj in rendered.objects:
+        if (obj["apiVersion"], obj["kind"]) in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(obj, kube, strict=True)
+        checked += 1
+    assert checked == 0 if values == "defaults" else checked >= 8
+
+
+def test_kitchen_sink_renders_every_kind() -> None:
+    assert render(KITCHEN_SINK).kinds() == [
+        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "MutatingWebhookConfiguration",
+        "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
+
+
+def test_kube_version_below_chart_minimum_is_refused(helm: str | None) -> None:
+    if helm is None:
+        pytest.skip("the in-process render does not check kubeVersion (helm install/template do)")
+    with pytest.raises(RenderError, match="kubeVersion"):
+        render(ENABLED, kube_version="1.22.0", helm=helm)
+
+
+def _generated_cert(rendered) -> tuple[x509.Certificate, x509.Certificate]:
+    secret = rendered.get("Secret")
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    return ca, cert
+
+
+def test_generated_certificate_is_signed_by_the_ca_bundle_for_the_service_names(helm: str | None) -> None:
+    rendered = render(ENABLED, release="mesh", namespace="infra", helm=helm)
+    ca, cert = _generated_cert(rendered)
+    bundle = rendered.get("MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"]
+    assert x509.load_pem_x509_certificate(base64.b64decode(bundle)) == ca
+    cert.verify_directly_issued_by(ca)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    svc = "mesh-consul-connect-injector-svc"
+    assert names == [svc, f"{svc}.infra", f"{svc}.infra.svc", f"{svc}.infra.svc.cluster.local"]
+    deployment = rendered.get("Deployment")
+    mount = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "certs")
+    assert mount["secret"]["secretName"] == rendered.get("Secret")["metadata"]["name"]
+
+
+def test_validity_days_sets_the_generated_certificate_lifetime() -> None:
+    rendered = render([ENABLED, {"connectInject": {"webhook": {"tls": {"validityDays": 30}}}}])
+    ca, cert = _generated_cert(rendered)
+    for c in (ca, cert):
+        assert (c.not_valid_after_utc - c.not_valid_before_utc).days in (29, 30)
