@@ -52,7 +52,8 @@ def shell_quote(value: Any) -> str:
 
 
 # Characters YAML does not allow unescaped (C1 controls, surrogates, U+FFFE/U+FFFF); JSON leaves them raw.
-_NOT_YAML_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# NEL, U+2028 and U+2029 are line breaks to YAML, which would fold them: escape them too.
+_NOT_YAML_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _tojson(value: Any) -> str:
