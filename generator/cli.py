@@ -41,6 +41,13 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", help="namespace of objects that name none (default: their own, else default)")
     p.add_argument("--namespaces", metavar="FILE", help="YAML stream of Namespace objects whose labels stand in for the cluster's")
 
+    p = sub.add_parser("explain", help="say why each pod would or would not be injected, step by step")
+    p.add_argument("-f", "--filename", default="-", help="YAML file of pods or workloads, or - for stdin (default)")
+    _values_args(p)
+    p.add_argument("--namespace", "-n", help="namespace of objects that name none (default: their own, else default)")
+    p.add_argument("--namespaces", metavar="FILE", help="YAML stream of Namespace objects whose labels stand in for the cluster's")
+    p.add_argument("--output", "-o", choices=("text", "json"), default="text", help="text (default) or json")
+
     p = sub.add_parser("check-values", help="validate values files against the chart's schema and rules")
     _values_args(p, required=True)
 
@@ -76,7 +83,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
     if args.command == "review":
         return _review(args, config, labels)
+    if args.command == "explain":
+        return _explain(args, config, labels)
     return _inject(args, config, labels)
+
+
+def _read_docs(args: argparse.Namespace) -> list | None:
+    """The YAML stream named by -f, or None after printing why it cannot be read."""
+    import yaml
+
+    from generator.yamlio import read_stream
+
+    try:
+        return read_stream(args.filename)
+    except OSError as exc:
+        print(f"connect-inject {args.command}: cannot read {args.filename}: {exc.strerror or exc}", file=sys.stderr)
+    except yaml.YAMLError as exc:
+        print(f"connect-inject {args.command}: {args.filename} is not valid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
+    return None
+
+
+def _explain(args: argparse.Namespace, config, labels) -> int:
+    from generator import explain
+
+    docs = _read_docs(args)
+    if docs is None:
+        return EXIT_FAIL
+    reports = explain.explain_stream(docs, config, args.namespace, labels)
+    sys.stdout.write(explain.as_json(reports) if args.output == "json" else explain.as_text(reports))
+    for report in reports:
+        for warning in report.warnings:
+            print(f"{report.object}: warning: {warning}", file=sys.stderr)
+    return explain.exit_code(reports)
 
 
 def _review(args: argparse.Namespace, config, labels) -> int:
@@ -97,18 +135,11 @@ def _review(args: argparse.Namespace, config, labels) -> int:
 
 
 def _inject(args: argparse.Namespace, config, labels) -> int:
-    import yaml
-
     from generator.workloads import inject_stream
-    from generator.yamlio import dump_stream, read_stream
+    from generator.yamlio import dump_stream
 
-    try:
-        docs = read_stream(args.filename)
-    except OSError as exc:
-        print(f"connect-inject inject: cannot read {args.filename}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except yaml.YAMLError as exc:
-        print(f"connect-inject inject: {args.filename} is not valid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
+    docs = _read_docs(args)
+    if docs is None:
         return EXIT_FAIL
     outcome = inject_stream(docs, config, args.namespace, labels)
     sys.stdout.write(dump_stream(outcome.objects))

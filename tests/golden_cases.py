@@ -77,12 +77,31 @@ def render(stream: str, messages: list[str]) -> str:
     return stream + (f"# stderr:\n{tail}" if tail else "")
 
 
+EXPLAIN = GOLDEN / "explain"
+
+
+def explain_cases() -> dict[str, list[str]]:
+    return {name: body["args"] for name, body in yaml.safe_load((EXPLAIN / "cases.yaml").read_text()).items()}
+
+
+def explain_output(args: list[str]) -> str:
+    """`connect-inject explain ARGS` as text: stdout, stderr and the exit code."""
+    env = {k: v for k, v in os.environ.items() if k != "CONSUL_CACERT" and not k.endswith("_DNS_SERVICE_HOST")}
+    proc = subprocess.run([sys.executable, "-m", "generator", "explain", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60, env=env)
+    return render(proc.stdout, proc.stderr.splitlines()) + f"# exit code: {proc.returncode}\n"
+
+
 def main() -> None:
     if "--write" not in sys.argv:
         sys.exit("usage: python -m tests.golden_cases --write")
     for case in cases():
         case.expected_path.write_text(in_process(case))
         print(f"wrote {case.expected_path.relative_to(ROOT)}")
+    for name, args in explain_cases().items():
+        path = EXPLAIN / f"{name}.txt"
+        path.write_text(explain_output(args))
+        print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
