@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# A real Helm 3 binary for the chart tests (scripts/fetch_helm.py pins the version).
+HELM_BIN := .cache/helm/helm
+IMAGE ?= consul-connect-inject:$(shell sed -n 's/^appVersion: *"*\([^"]*\)"*/\1/p' chart/Chart.yaml)
 
 .PHONY: venv test run bench golden schema lint image clean readme
 
@@ -14,8 +17,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # The whole suite: engine, CLI, golden files, server, chart.
-test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+test: $(STAMP) $(HELM_BIN)
+	HELM=$(abspath $(HELM_BIN)) $(PY) -m pytest -q -p no:cacheprovider
 
 # Demo: inject the Consul docs' static-server and static-client examples and print the result.
 run: $(STAMP)
@@ -36,3 +39,22 @@ clean:
 # Regenerate the README's annotation table from generator/annotations.py.
 readme: $(STAMP)
 	$(PY) scripts/update_readme.py
+
+$(HELM_BIN): scripts/fetch_helm.py | $(STAMP)
+	$(PY) scripts/fetch_helm.py $(HELM_BIN)
+
+# chart/values.schema.json from values-schema.yaml (the yamale schema is the single source).
+schema: $(STAMP)
+	$(PY) -m generator.schema_json
+
+# helm lint --strict (defaults and the kitchen-sink values) and the values.schema.json drift check.
+lint: $(STAMP) $(HELM_BIN)
+	$(PY) -m generator.schema_json --check
+	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \
+	  $(HELM_BIN) lint --strict chart
+	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \
+	  $(HELM_BIN) lint --strict chart -f chart/ci/kitchen-sink-values.yaml
+
+# The webhook image (the chart's default connectInject.webhook.image). Needs docker and a base image.
+image:
+	docker build -t $(IMAGE) .

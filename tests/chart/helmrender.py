@@ -22,6 +22,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from generator import helmvalues
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart"
 CHART_NAME = yaml.safe_load((CHART / "Chart.yaml").read_text())["name"]
@@ -82,17 +84,7 @@ def merge_values(*sources: ValuesSource) -> dict:
     out: dict = {}
     for source in sources:
         data = source if isinstance(source, Mapping) else (yaml.safe_load(Path(source).read_text()) or {})
-        out = _merge(out, data)
-    return out
-
-
-def _merge(base: dict, override: Mapping) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
+        out = helmvalues.merge(out, dict(data))
     return out
 
 
