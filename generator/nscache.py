@@ -37,6 +37,7 @@ EMPTY: Labels = {}
 # last resourceVersion, so a silently dead connection is noticed within this time.
 WATCH_SECONDS = 240
 GET_TIMEOUT = (2.0, 3.0)  # connect, read: a miss must never eat the API server's 10 s budget
+GET_DEADLINE = 3.0         # and the whole GET, whatever the socket does
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 
 
@@ -49,10 +50,11 @@ class NamespaceCache:
     """Labels of every Namespace, by name. `api` None means no API server: every lookup is {}."""
 
     def __init__(self, api: client.CoreV1Api | None, metrics: Metrics, *,
-                 watch_seconds: int = WATCH_SECONDS) -> None:
+                 watch_seconds: int = WATCH_SECONDS, get_deadline: float = GET_DEADLINE) -> None:
         self.api = api
         self.metrics = metrics
         self.watch_seconds = watch_seconds
+        self.get_deadline = get_deadline
         self._labels: dict[str, dict[str, str]] = {}
         self._pending: dict[str, asyncio.Future[Labels]] = {}  # GETs in progress
         self._in_sync = False           # a list succeeded and the watch since then is healthy
@@ -95,8 +97,9 @@ class NamespaceCache:
     async def _get(self, name: str) -> Labels:
         assert self.api is not None
         try:
-            resp = await asyncio.to_thread(
-                self.api.read_namespace, name, _preload_content=False, _request_timeout=GET_TIMEOUT)
+            # The thread may outlive the deadline (urllib3 cannot be cancelled); the admission does not wait.
+            resp = await asyncio.wait_for(asyncio.to_thread(
+                self.api.read_namespace, name, _preload_content=False, _request_timeout=GET_TIMEOUT), self.get_deadline)
             _, labels = _labels(json.loads(resp.data))
         except ApiException as e:
             if e.status == 404:  # the pod's admission will fail in the API server anyway
@@ -218,11 +221,18 @@ def api_from_environment() -> client.CoreV1Api | None:
 
     Raises `kubernetes.config.ConfigException` when a configuration exists but is broken.
     """
+    cfg = client.Configuration()
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=cfg)
     elif os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser(config.KUBE_CONFIG_DEFAULT_LOCATION)):
-        config.load_kube_config()
+        config.load_kube_config(client_configuration=cfg)
     else:
         return None
-    return client.CoreV1Api()
+    return api_for(cfg)
 
+
+def api_for(cfg: client.Configuration) -> client.CoreV1Api:
+    """A client without urllib3's silent retries: the cache has its own backoff, and a miss's
+    GET must stay within its timeout (three retries would outlast the API server's 10 s)."""
+    cfg.retries = False
+    return client.CoreV1Api(client.ApiClient(cfg))

@@ -20,6 +20,7 @@ from kubernetes import client as kube_client
 
 from generator import config as config_mod
 from generator.devcerts import CA, write_secret
+from generator.nscache import api_for
 from generator.server import Address, WebhookServer
 
 from .fake_kube import FakeKube
@@ -175,10 +176,10 @@ async def fake_kube() -> AsyncIterator[FakeKube]:
 
 
 def core_api(url: str) -> kube_client.CoreV1Api:
-    """The official client pointed at `url`, as in-cluster config points it at the API server."""
+    """The official client pointed at `url`, configured as `serve` configures it in a cluster."""
     cfg = kube_client.Configuration()
     cfg.host = url
-    return kube_client.CoreV1Api(kube_client.ApiClient(cfg))
+    return api_for(cfg)
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:

@@ -29,6 +29,7 @@ class FakeKube:
         self.oldest = 1                                     # watches from below this get 410 Gone
         self.calls: Counter[str] = Counter()                 # list / watch / get
         self.down = False
+        self.hang = False  # GETs never answer (an overloaded API server)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -116,6 +117,8 @@ class FakeKube:
         if self.down:
             return web.json_response(self._status(503, "ServiceUnavailable", "down"), status=503)
         self.calls["get"] += 1
+        if self.hang:
+            await asyncio.Event().wait()  # until the server is stopped
         name = request.match_info["name"]
         if name not in self.namespaces:
             return web.json_response(self._status(404, "NotFound", f'namespaces "{name}" not found'), status=404)

@@ -166,3 +166,21 @@ async def test_admission_log_line_has_the_fields_and_no_pod_body(webhook: Webhoo
     assert record.fields["reason"] == "annotation-true"
     assert record.fields["duration_ms"] > 0
     assert "hashicorp/http-echo" not in str(record.fields)
+
+
+async def test_our_own_fault_is_a_500_status_without_traceback(webhook: Webhook, monkeypatch) -> None:
+    async def broken(_name):
+        raise RuntimeError("cache bug")
+
+    monkeypatch.setattr(webhook.server.namespaces, "resolve", broken)
+    status, body = await webhook.post(admission_review(make_pod()))
+    assert status == 500 and body["kind"] == "Status"
+    assert "cache bug" not in json.dumps(body) and "Traceback" not in json.dumps(body)
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="error", reason="internal") == 1
+
+
+async def test_not_ready_without_configuration(start_server, https) -> None:
+    server = await start_server(config=None)
+    status, text = await Webhook(server, https).get("/readyz")
+    assert status == 503 and "configuration not loaded" in text

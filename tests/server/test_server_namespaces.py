@@ -73,6 +73,16 @@ async def test_a_miss_costs_one_get_shared_by_concurrent_requests(fake_kube: Fak
     assert metrics.ns_errors.labels(operation="get")._value.get() == 0
 
 
+async def test_a_hung_api_server_costs_a_miss_at_most_the_deadline(fake_kube: FakeKube) -> None:
+    """FakeKube stands in for the API server; `hang` makes it accept a GET and never answer."""
+    fake_kube.hang = True
+    await fake_kube.add("slow", {TPROXY: "false"})
+    c = NamespaceCache(core_api(fake_kube.url), Metrics(), get_deadline=0.2)
+    assert await asyncio.wait_for(c.resolve("slow"), 5) == {}
+    assert c.metrics.ns_errors.labels(operation="get")._value.get() == 1
+    assert c.metrics.ns_lookups.labels(source="unknown")._value.get() == 1
+
+
 async def test_outage_keeps_last_known_labels_then_resyncs(fake_kube: FakeKube, cache, caplog) -> None:
     """FakeKube stands in for the API server, and `down` is its outage."""
     await fake_kube.add("apps", {TPROXY: "false"})
