@@ -154,3 +154,33 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
             return None
         obj = obj.get(part)
     return obj
+
+
+def review_workload(data: Any) -> dict:
+    """`/validate-workload`: always allowed, with warnings for misplaced and unknown annotations.
+
+    Registered with failurePolicy Ignore, it must never block a deploy: whatever arrives, the
+    answer allows it (a request without a uid gets an empty one).
+    """
+    from generator.annotations import unknown_warnings
+
+    request = data.get("request") if isinstance(data, dict) else None
+    request = request if isinstance(request, dict) else {}
+    obj = request.get("object")
+    warnings: list[str] = []
+    if isinstance(obj, dict) and obj.get("kind") in TEMPLATE_PATHS:
+        try:
+            warnings = misplaced_warnings(obj)
+            template = _dig(obj, TEMPLATE_PATHS[obj["kind"]])
+            annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
+            if isinstance(annotations, dict):
+                warnings += unknown_warnings(annotations, where="the pod template")
+        except (AttributeError, TypeError):
+            warnings = []  # malformed object: the API server will say what is wrong with it
+    uid = request.get("uid") if isinstance(request.get("uid"), str) else ""
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if warnings:
+        response["warnings"] = warnings
+    api_version = data.get("apiVersion") if isinstance(data, dict) else None
+    return {"apiVersion": api_version if api_version in ("admission.k8s.io/v1", "admission.k8s.io/v1beta1") else "admission.k8s.io/v1",
+            "kind": "AdmissionReview", "response": response}

@@ -1,0 +1,47 @@
+"""The workload-warning review behind `/validate-workload`: warnings for injection annotations on a
+workload's own metadata and unknown keys on its pod template; always allowed, even for garbage."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine_helpers import P
+from generator.workloads import review_workload
+
+
+def _review(obj, api_version="admission.k8s.io/v1"):
+    return review_workload({"apiVersion": api_version, "kind": "AdmissionReview", "request": {"uid": "w1", "object": obj}})
+
+
+def _deployment(own=None, template=None, kind="Deployment"):
+    spec_template = {"metadata": {"annotations": template or {}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    spec = {"jobTemplate": {"spec": {"template": spec_template}}} if kind == "CronJob" else {"template": spec_template}
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "web", "annotations": own or {}}, "spec": spec}
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"])
+def test_annotation_on_the_workload_is_a_warning(kind):
+    out = _review(_deployment(own={P + "connect-inject": "true"}, kind=kind))
+    response = out["response"]
+    assert response["allowed"] is True and response["uid"] == "w1"
+    (warning,) = response["warnings"]
+    assert f'"{P}connect-inject" is on the {kind}\'s own metadata' in warning and "pod template" in warning
+
+
+def test_no_warning_when_the_template_has_it_too():
+    out = _review(_deployment(own={P + "connect-inject": "true"}, template={P + "connect-inject": "true"}))
+    assert "warnings" not in out["response"]
+
+
+def test_unknown_keys_on_the_template_get_did_you_mean():
+    out = _review(_deployment(template={P + "connect-inject": "true", P + "transparent-proxi": "false"}), "admission.k8s.io/v1beta1")
+    assert out["apiVersion"] == "admission.k8s.io/v1beta1"
+    assert out["response"]["warnings"] == [f'unknown annotation "{P}transparent-proxi" on the pod template has no effect; did you mean "{P}transparent-proxy"?']
+
+
+@pytest.mark.parametrize("data", [None, [], "x", {}, {"request": 5}, {"request": {"object": "garbage"}},
+                                  {"request": {"uid": 3, "object": {"kind": "Deployment", "metadata": [], "spec": 7}}},
+                                  {"request": {"object": {"kind": "Deployment", "metadata": {"annotations": "x"}, "spec": {"template": []}}}}])
+def test_garbage_is_still_allowed(data):
+    out = review_workload(data)
+    assert out["kind"] == "AdmissionReview" and out["response"]["allowed"] is True
