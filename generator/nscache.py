@@ -46,6 +46,15 @@ def _labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     return meta.get("name", ""), dict(meta.get("labels") or {})
 
 
+class NamespaceUnavailable(Exception):
+    """A namespace the cache has never seen could not be read: its labels are unknown.
+
+    Injecting with guessed labels could silently give the pod the wrong transparent-proxy or
+    DNS setup, so the admission fails instead (HTTP 500; the webhook's failurePolicy decides,
+    and the ReplicaSet controller retries). Only namespaces created during an outage hit this.
+    """
+
+
 class NamespaceCache:
     """Labels of every Namespace, by name. `api` None means no API server: every lookup is {}."""
 
@@ -60,6 +69,7 @@ class NamespaceCache:
         self._in_sync = False           # a list succeeded and the watch since then is healthy
         self._last_sync = -math.inf     # monotonic time at which we were last known in sync
         self._outage = False            # an error was logged and not yet followed by recovery
+        self._get_failing = False       # the same, for GETs of cache misses
         self._stop = threading.Event()
         self._watch: watch.Watch | None = None
         self._thread: threading.Thread | None = None
@@ -79,7 +89,10 @@ class NamespaceCache:
         return self._labels.get(name, EMPTY)
 
     async def resolve(self, name: str) -> Labels:
-        """Labels of `name`: from the cache, else from one GET (shared by concurrent callers)."""
+        """Labels of `name`: from the cache, else from one GET (shared by concurrent callers).
+
+        Raises NamespaceUnavailable when the namespace is not cached and cannot be read.
+        """
         labels = self._labels.get(name)
         if labels is not None:
             self.metrics.ns_lookups.labels(source="cache" if self._in_sync else "stale").inc()
@@ -105,21 +118,22 @@ class NamespaceCache:
             if e.status == 404:  # the pod's admission will fail in the API server anyway
                 self.metrics.ns_lookups.labels(source="unknown").inc()
                 return EMPTY
-            self._get_failed(name, f"HTTP {e.status} {e.reason}")
-            return EMPTY
-        except Exception as e:  # connection refused, timeout, bad JSON: degrade, never fail
-            self._get_failed(name, str(e) or type(e).__name__)
-            return EMPTY
+            raise self._get_failed(name, f"HTTP {e.status} {e.reason}") from None
+        except Exception as e:  # connection refused, timeout, bad JSON
+            raise self._get_failed(name, str(e) or type(e).__name__) from None
+        self._get_failing = False
         if name not in self._labels:  # the watch may have delivered it meanwhile: it wins
             self._labels[name] = labels
         self.metrics.ns_lookups.labels(source="get").inc()
         return self._labels[name]
 
-    def _get_failed(self, name: str, error: str) -> None:
+    def _get_failed(self, name: str, error: str) -> NamespaceUnavailable:
         self.metrics.ns_errors.labels(operation="get").inc()
         self.metrics.ns_lookups.labels(source="unknown").inc()
-        log(logger, logging.WARNING, "namespace lookup failed; injecting with no namespace labels",
-            namespace=name, error=error)
+        level = logging.DEBUG if self._get_failing else logging.WARNING  # once per streak
+        self._get_failing = True
+        log(logger, level, "cannot read a namespace missing from the cache", namespace=name, error=error)
+        return NamespaceUnavailable(f"cannot read the labels of namespace {name!r} from the Kubernetes API: {error}")
 
     # ---- background list+watch -----------------------------------------------------------
 

@@ -9,7 +9,8 @@ and a bounded graceful shutdown on SIGTERM.
 Status codes: 200 with an AdmissionReview for every usable review (including denials,
 which carry their own `status.code` 400/500 inside); 400/408/413 with a Kubernetes
 `Status` body when the request is not a usable AdmissionReview (the API server shows that
-message in its error); 500 only for our own faults (then `failurePolicy` decides).
+message in its error); 500 only for our own faults or deployment (a namespace that cannot be
+read, a bug), and then the webhook's `failurePolicy` decides.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from generator import logs
 from generator.metrics import Metrics
-from generator.nscache import NamespaceCache, api_from_environment
+from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
 from generator.review import ReviewError, parse_review, review
 from generator.tlsreload import CertReloader
 
@@ -226,6 +227,9 @@ class WebhookServer:
             if e.status in (408, 413):  # the rest of the body is unread: the connection is unusable
                 response.force_close()
             fields["error"] = e.message
+        except NamespaceUnavailable as e:  # a deployment problem (network, RBAC): failurePolicy decides
+            response, result, reason = _status(500, "InternalError", str(e)), "error", "namespace-unavailable"
+            fields["error"] = str(e)
         except Exception:  # our own bug: log it here, never show a traceback to the caller
             logger.exception("internal error while answering an admission request")
             response, result, reason = _status(500, "InternalError", "internal error in the injector; see its log"), "error", "internal"

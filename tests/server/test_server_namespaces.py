@@ -7,13 +7,14 @@ server: kmock 0.8 cannot serve the cluster-scoped Namespace resource (see that m
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from generator.metrics import Metrics
-from generator.nscache import NamespaceCache
+from generator.nscache import NamespaceCache, NamespaceUnavailable
 
-from .conftest import P, Webhook, core_api, docs_pod, metric_value, patched
+from .conftest import P, Webhook, admission_review, core_api, docs_pod, metric_value, patched
 from .fake_kube import FakeKube
 
 TPROXY = P + "transparent-proxy"
@@ -78,7 +79,8 @@ async def test_a_hung_api_server_costs_a_miss_at_most_the_deadline(fake_kube: Fa
     fake_kube.hang = True
     await fake_kube.add("slow", {TPROXY: "false"})
     c = NamespaceCache(core_api(fake_kube.url), Metrics(), get_deadline=0.2)
-    assert await asyncio.wait_for(c.resolve("slow"), 5) == {}
+    with pytest.raises(NamespaceUnavailable, match="namespace 'slow'.*TimeoutError"):
+        await asyncio.wait_for(c.resolve("slow"), 5)
     assert c.metrics.ns_errors.labels(operation="get")._value.get() == 1
     assert c.metrics.ns_lookups.labels(source="unknown")._value.get() == 1
 
@@ -92,7 +94,8 @@ async def test_outage_keeps_last_known_labels_then_resyncs(fake_kube: FakeKube, 
     await fake_kube.set_down(True)
     await until(lambda: c.staleness() > 0)
     assert await c.resolve("apps") == {TPROXY: "false"}  # last known labels
-    assert await c.resolve("unseen") == {}  # a miss during the outage: GET fails, no labels
+    with pytest.raises(NamespaceUnavailable, match="HTTP 503"):  # a miss: no labels to fall back on
+        await c.resolve("unseen")
     await until(lambda: c.metrics.ns_errors.labels(operation="list")._value.get()
                 + c.metrics.ns_errors.labels(operation="watch")._value.get() >= 1)
     assert c.metrics.ns_errors.labels(operation="get")._value.get() == 1
@@ -142,3 +145,19 @@ async def test_webhook_uses_namespace_labels_from_the_cache(fake_kube: FakeKube,
     assert metric_value(text, "connect_inject_namespace_cache_staleness_seconds") == 0
     assert metric_value(text, "connect_inject_namespace_cache_namespaces") == 2
     assert fake_kube.calls["get"] == 0  # off the request path
+
+
+async def test_webhook_fails_a_pod_whose_unseen_namespace_cannot_be_read(fake_kube: FakeKube, start_server, https) -> None:
+    """FakeKube stands in for the API server; it lists fine, then goes down before `late` is seen."""
+    await fake_kube.add("known", {TPROXY: "false"})
+    server = await start_server(namespaces_api=core_api(fake_kube.url))
+    await until(server.namespaces.synced.is_set)
+    await fake_kube.set_down(True)
+    webhook = Webhook(server, https)
+    pod = docs_pod("static-server")
+    answer = await webhook.review(pod, namespace="known")  # cached: last known labels
+    assert "redirect-traffic" not in json.dumps(patched(pod, answer["response"]))
+    status, body = await webhook.post(admission_review(pod, namespace="late"))
+    assert status == 500 and "namespace 'late'" in body["message"] and "503" in body["message"]
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="error", reason="namespace-unavailable") == 1
