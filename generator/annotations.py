@@ -9,6 +9,7 @@ names the annotation and the value.
 from __future__ import annotations
 
 import difflib
+import json
 import ipaddress
 import re
 import shlex
@@ -333,8 +334,8 @@ def markdown_table() -> str:
 
 
 def _show(raw: Any) -> str:
-    text = raw if isinstance(raw, str) else str(raw)
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """The value as a double-quoted string with control characters escaped (one-line messages)."""
+    return json.dumps(raw if isinstance(raw, str) else str(raw), ensure_ascii=False)
 
 
 if __name__ == "__main__":
