@@ -265,10 +265,13 @@ class WebhookServer:
             parsed = parse_review(body)
         except ReviewError as e:
             raise _Refused(400, "BadRequest", str(e))
+        except RecursionError:  # json's decoder gives up on deeply nested input this way
+            raise _Refused(400, "BadRequest", "request body is not JSON: nested too deeply")
         req = parsed.get("request") or {}
         fields["uid"] = req.get("uid", "")
-        namespace = req.get("namespace") or ""
-        labels = await self.namespaces.resolve(namespace) if namespace else {}
+        namespace = req.get("namespace")
+        # A malformed namespace is the engine's to reject; only a real name is worth a lookup.
+        labels = await self.namespaces.resolve(namespace) if isinstance(namespace, str) and namespace else {}
         result = review(parsed, self.config, _lookup(namespace, labels, self.namespaces))
         fields.update(namespace=result.namespace, pod=result.name)
         if result.warnings:
