@@ -38,6 +38,7 @@ EMPTY: Labels = {}
 WATCH_SECONDS = 240
 GET_TIMEOUT = (2.0, 3.0)  # connect, read: a miss must never eat the API server's 10 s budget
 GET_DEADLINE = 3.0         # and the whole GET, whatever the socket does
+LIST_TIMEOUT = (5.0, 60.0)  # off the request path; a big cluster's list may take a while
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 
 
@@ -179,7 +180,7 @@ class NamespaceCache:
 
     def _list(self) -> str:
         assert self.api is not None
-        resp = self.api.list_namespace(_preload_content=False, _request_timeout=GET_TIMEOUT)
+        resp = self.api.list_namespace(_preload_content=False, _request_timeout=LIST_TIMEOUT)
         body = json.loads(resp.data)
         self._labels = dict(_labels(item) for item in body.get("items") or ())
         self.metrics.ns_count.set(len(self._labels))
@@ -191,6 +192,8 @@ class NamespaceCache:
         """Apply watch events until the server ends the stream; returns the last resourceVersion."""
         assert self.api is not None
         self._watch = w = watch.Watch()
+        if self._stop.is_set():  # stop() may have run before this Watch existed
+            return version
         for event in w.stream(self.api.list_namespace, resource_version=version,
                               allow_watch_bookmarks=True, timeout_seconds=self.watch_seconds,
                               _request_timeout=(GET_TIMEOUT[0], self.watch_seconds + 30)):

@@ -122,5 +122,8 @@ class CertReloader:
     async def watch(self, interval: float = 1.0) -> None:
         """Poll the directory until cancelled."""
         while True:
-            self.check()
+            try:
+                self.check()
+            except Exception:  # an unforeseen error must not end reloading for good
+                logger.exception("unexpected error while checking the certificate files")
             await asyncio.sleep(interval)
