@@ -23,6 +23,8 @@ def _values_args(parser: argparse.ArgumentParser, *, required: bool = False) -> 
                         help="values file, as `helm -f` (repeatable; later files win)")
     parser.add_argument("--set", action="append", default=[], metavar="K=V", help="value, as `helm --set` (repeatable)")
     parser.add_argument("--release-name", default="consul", help="Helm release name used for the chart's fullname (default consul)")
+    parser.add_argument("--no-chart-defaults", action="store_true",
+                        help="the values files are already merged by Helm (the chart's ConfigMap): do not lay chart/values.yaml under them")
 
 
 def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
@@ -64,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(serve_flags=argv[:1] == ["serve"] or "-h" in argv or "--help" in argv).parse_args(argv)
     try:
-        config = config_mod.load(args.values, args.set, release_name=args.release_name)
+        config = config_mod.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -107,8 +107,11 @@ def read_values_file(path: str | Path) -> dict:
     return data
 
 
-def merged_values(values_files: Sequence[str | Path] = (), sets: Sequence[str] = ()) -> dict:
-    """Chart defaults, then each values file in order, then `--set`, merged as Helm does."""
+def merged_values(values_files: Sequence[str | Path] = (), sets: Sequence[str] = (), chart_defaults: bool = True) -> dict:
+    """Chart defaults, then each values file in order, then `--set`, merged as Helm does.
+
+    `chart_defaults=False` is for values Helm has already merged (the chart's ConfigMap): laying
+    the defaults under them again would bring back keys the user deleted with `null`."""
     user: dict = {}
     for path in values_files:
         user = helmvalues.merge(user, read_values_file(path))
@@ -117,7 +120,7 @@ def merged_values(values_files: Sequence[str | Path] = (), sets: Sequence[str] =
             user = helmvalues.merge(user, helmvalues.parse_set(expr))
         except helmvalues.SetError as exc:
             raise ConfigError([str(exc)]) from exc
-    return helmvalues.coalesce(read_values_file(paths.CHART_VALUES), user)
+    return helmvalues.coalesce(read_values_file(paths.CHART_VALUES) if chart_defaults else {}, user)
 
 
 _SCHEMA: Any = None
@@ -146,12 +149,13 @@ def load(
     *,
     release_name: str = "consul",
     environ: Mapping[str, str] | None = None,
+    chart_defaults: bool = True,
 ) -> Config:
     """Merge, validate and compile: raise ConfigError listing every problem, or return a Config."""
     from generator.render import Templates  # render imports config's types
 
     env = os.environ if environ is None else environ
-    values = merged_values(values_files, sets)
+    values = merged_values(values_files, sets, chart_defaults)
     problems = schema_problems(values)
     if problems:
         raise ConfigError(problems)

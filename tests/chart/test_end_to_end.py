@@ -209,14 +209,12 @@ async def test_kitchen_sink_values_reach_the_webhook(tmp_path: Path) -> None:
     assert skipped["allowed"] is True and "patch" not in skipped
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Helm deletes a key the user sets to null, so the chart's values.json lacks it, and `serve` merges the "
-    "chart defaults under that file again: the default comes back. The CLI (--set k=null) honours the null. "
-    "Needs `serve` to take the chart's already-merged values without re-applying defaults (lead: generator/config)."))
 def test_a_null_in_chart_values_reaches_the_webhook(tmp_path: Path) -> None:
     from generator import config
 
     rendered = render({"connectInject": {"enabled": True, "initContainer": {"resources": {"limits": {"cpu": None}}}}})
     values_json = tmp_path / "values.json"
     values_json.write_text(rendered.get("ConfigMap")["data"]["values.json"])
-    assert "cpu" not in config.load([values_json]).init_resources.limits
+    # The chart runs `serve --no-chart-defaults`: Helm already merged the defaults and dropped the null.
+    assert "--no-chart-defaults" in rendered.get("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "cpu" not in config.load([values_json], chart_defaults=False).init_resources.limits
