@@ -103,12 +103,18 @@ def _status(code: int, reason: str, message: str) -> web.Response:
     return web.json_response(body, status=code)
 
 
-class _Refused(Exception):
-    """The request is not a usable AdmissionReview; answered without calling the engine."""
+_STATUS_REASONS = {400: "BadRequest", 408: "Timeout", 413: "RequestEntityTooLarge"}
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+
+class _Refused(Exception):
+    """The request is not a usable AdmissionReview; answered without calling the engine.
+
+    `code` is the reason code for logs and metrics, in the engine's kebab-case style.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
+        self.status, self.code, self.message = status, code, message
 
 
 class WebhookServer:
@@ -223,7 +229,7 @@ class WebhookServer:
         try:
             response, result, reason = await self._answer(request, fields)
         except _Refused as e:
-            response, result, reason = _status(e.status, e.reason, e.message), "invalid", e.reason
+            response, result, reason = _status(e.status, _STATUS_REASONS[e.status], e.message), "invalid", e.code
             if e.status in (408, 413):  # the rest of the body is unread: the connection is unusable
                 response.force_close()
             fields["error"] = e.message
@@ -232,7 +238,7 @@ class WebhookServer:
             fields["error"] = str(e)
         except Exception:  # our own bug: log it here, never show a traceback to the caller
             logger.exception("internal error while answering an admission request")
-            response, result, reason = _status(500, "InternalError", "internal error in the injector; see its log"), "error", "internal"
+            response, result, reason = _status(500, "InternalError", "internal error in the injector; see its log"), "error", "internal-error"
         finally:
             m.in_flight.dec()
             self.in_flight -= 1
@@ -247,26 +253,26 @@ class WebhookServer:
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> tuple[web.Response, str, str]:
         if request.content_type != "application/json":
-            raise _Refused(400, "BadRequest",
+            raise _Refused(400, "bad-content-type",
                            f"contentType={request.headers.get('Content-Type', '')}, expected application/json")
         if request.content_length is not None and request.content_length > MAX_BODY:
-            raise _Refused(413, "RequestEntityTooLarge",
+            raise _Refused(413, "too-large",
                            f"request body is {request.content_length} bytes, more than the {MAX_BODY} allowed")
         try:
             async with asyncio.timeout(self.body_timeout):
                 body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise _Refused(413, "RequestEntityTooLarge", f"request body is more than the {MAX_BODY} bytes allowed")
+            raise _Refused(413, "too-large", f"request body is more than the {MAX_BODY} bytes allowed")
         except TimeoutError:
-            raise _Refused(408, "Timeout", f"request body not received within {self.body_timeout:g}s")
+            raise _Refused(408, "body-timeout", f"request body not received within {self.body_timeout:g}s")
         if not body:
-            raise _Refused(400, "BadRequest", "request body is empty")
+            raise _Refused(400, "bad-review", "request body is empty")
         try:
             parsed = parse_review(body)
         except ReviewError as e:
-            raise _Refused(400, "BadRequest", str(e))
+            raise _Refused(400, "bad-review", str(e))
         except RecursionError:  # json's decoder gives up on deeply nested input this way
-            raise _Refused(400, "BadRequest", "request body is not JSON: nested too deeply")
+            raise _Refused(400, "bad-review", "request body is not JSON: nested too deeply")
         req = parsed.get("request") or {}
         fields["uid"] = req.get("uid", "")
         namespace = req.get("namespace")

@@ -59,6 +59,8 @@ async def test_wrong_content_type_is_400(webhook: Webhook, content_type: str) ->
     status, body = await webhook.post(admission_review(make_pod()), content_type=content_type)
     assert status == 400
     assert body["kind"] == "Status" and "expected application/json" in body["message"]
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="invalid", reason="bad-content-type") == 1
 
 
 @pytest.mark.parametrize("raw, needle", [
@@ -78,13 +80,15 @@ async def test_unusable_body_is_400_with_reason_and_no_traceback(webhook: Webhoo
     assert needle in body["message"]
     assert "Traceback" not in json.dumps(body)
     assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
-                        result="invalid", reason="BadRequest") == 1
+                        result="invalid", reason="bad-review") == 1
 
 
 async def test_body_over_3_mib_is_413(webhook: Webhook) -> None:
     pod = make_pod({P + "connect-inject": "true", "big": "x" * (3 * 1024 * 1024)})
     status, body = await webhook.post(admission_review(pod))
     assert status == 413 and body["reason"] == "RequestEntityTooLarge"
+    assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
+                        result="invalid", reason="too-large") == 1
 
 
 async def test_chunked_body_over_3_mib_is_413(webhook: Webhook) -> None:
@@ -180,7 +184,7 @@ async def test_our_own_fault_is_a_500_status_without_traceback(webhook: Webhook,
     assert status == 500 and body["kind"] == "Status"
     assert "cache bug" not in json.dumps(body) and "Traceback" not in json.dumps(body)
     assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
-                        result="error", reason="internal") == 1
+                        result="error", reason="internal-error") == 1
 
 
 async def test_not_ready_without_configuration(start_server, https) -> None:
