@@ -238,7 +238,8 @@ class WebhookServer:
             fields["error"] = str(e)
         except Exception:  # our own bug: log it here, never show a traceback to the caller
             logger.exception("internal error while answering an admission request")
-            response, result, reason = _status(500, "InternalError", "internal error in the injector; see its log"), "error", "internal-error"
+            response = _status(500, "InternalError", "internal error in the injector; see its log")
+            result, reason = "error", "internal-error"
         finally:
             m.in_flight.dec()
             self.in_flight -= 1
