@@ -20,7 +20,7 @@ venv: $(STAMP)
 test: $(STAMP) $(HELM_BIN)
 	HELM=$(abspath $(HELM_BIN)) $(PY) -m pytest -q -p no:cacheprovider
 
-# Demo: inject the Consul docs' static-server and static-client examples and print the result.
+# Demo: start the HTTPS webhook on 127.0.0.1, send the docs' static-server and static-client as the API server would, print the decisions.
 run: $(STAMP)
 	$(PY) scripts/demo.py
 

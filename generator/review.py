@@ -47,6 +47,8 @@ def parse_review(raw: bytes | str) -> dict:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ReviewError(f"request body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ReviewError("request body is not JSON: nested too deeply") from None
     check_review(data)
     return data
 
@@ -64,6 +66,8 @@ def check_review(data: Any) -> None:
         raise ReviewError("AdmissionReview has no request")
     if not isinstance(request.get("uid"), str) or not request["uid"]:
         raise ReviewError("AdmissionReview request has no uid")
+    if request.get("namespace") is not None and not isinstance(request["namespace"], str):
+        raise ReviewError(f"AdmissionReview request.namespace must be a string, got {type(request['namespace']).__name__}")
 
 
 def no_labels(_namespace: str) -> Mapping[str, str]:
@@ -77,8 +81,8 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
     pod = request.get("object")
     metadata = pod.get("metadata") if isinstance(pod, dict) else None
     metadata = metadata if isinstance(metadata, dict) else {}
-    namespace = request.get("namespace") or metadata.get("namespace") or "default"
-    name = metadata.get("name") or metadata.get("generateName") or ""
+    namespace = _text(request.get("namespace")) or _text(metadata.get("namespace")) or "default"
+    name = _text(metadata.get("name")) or _text(metadata.get("generateName"))
     warnings: tuple[str, ...] = ()
 
     decision: Decision | None = None
@@ -120,6 +124,11 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
         return deny(500, "internal error in the injector; see its log", "error", "internal-error")
 
 
+def _text(value: Any) -> str:
+    """A string field, or "" when absent or of the wrong type (pod_problem reports the latter)."""
+    return value if isinstance(value, str) else ""
+
+
 def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config: Config,
                namespace_labels: NamespaceLabels) -> tuple[list[dict], Plan]:
     """Parse the annotations, plan, render the templates and build the patch."""
@@ -139,6 +148,10 @@ def pod_problem(pod: Any) -> str | None:
     metadata = pod.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         return "request.object.metadata: expected an object"
+    for field in ("name", "generateName", "namespace"):
+        value = (metadata or {}).get(field)
+        if value is not None and not isinstance(value, str):
+            return f"request.object.metadata.{field}: expected a string"
     for field in ("annotations", "labels"):
         value = (metadata or {}).get(field)
         if value is not None and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
