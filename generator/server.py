@@ -37,6 +37,7 @@ from generator.metrics import Metrics
 from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
 from generator.review import ReviewError, parse_review, review
 from generator.tlsreload import CertReloader
+from generator.workloads import review_workload
 
 logger = logging.getLogger(logs.LOGGER_NAME)
 
@@ -135,6 +136,7 @@ class WebhookServer:
         self.webhook_port = self.health_port = 0
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/mutate", self._mutate)
+        app.router.add_post("/validate-workload", self._validate_workload)
         self.shutdown_timeout = shutdown_timeout
         self._drained = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -251,6 +253,24 @@ class WebhookServer:
         fields.update(decision=result, reason=reason, duration_ms=round(elapsed * 1000, 3), status=response.status)
         logs.log(logger, logging.INFO, "admission", **fields)
         return response
+
+    async def _validate_workload(self, request: web.Request) -> web.Response:
+        """Warnings for workloads (misplaced or unknown annotations). Registered with failurePolicy
+        Ignore, it must never block a deploy: every request, even garbage, is allowed."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
+            data = json.loads(body)
+        except Exception:  # unreadable, too large or not JSON: still allowed, with nothing to say
+            data = None
+        answer = review_workload(data)
+        warnings = answer["response"].get("warnings") or []
+        reason = "workload-warnings" if warnings else "workload-clean"
+        self.metrics.requests.labels(result="allowed", reason=reason).inc()
+        self.metrics.latency.observe(time.perf_counter() - started)
+        logs.log(logger, logging.INFO, "workload review", uid=answer["response"]["uid"], reason=reason, warnings=len(warnings))
+        return web.json_response(answer)
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> tuple[web.Response, str, str]:
         if request.content_type != "application/json":
