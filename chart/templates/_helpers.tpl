@@ -147,6 +147,24 @@ same rules, so `connect-inject check-values` and the webhook refuse the same val
 {{- if has "*" ($v.connectInject.k8sDenyNamespaces | default list) -}}
 {{- fail "connectInject.k8sDenyNamespaces: \"*\" is not supported in the deny list; use k8sAllowNamespaces: [] to inject nothing" -}}
 {{- end -}}
+{{- if and $v.connectInject.sidecarProxy.nativeSidecar (semverCompare "<1.29.0-0" .Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "connectInject.sidecarProxy.nativeSidecar needs Kubernetes 1.29 or newer (native sidecar containers); this cluster is %s" .Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The namespaceSelector of both webhooks: connectInject.namespaceSelector, plus kube-system,
+kube-public and the injector's own namespace, always excluded, so a webhook that is down can never
+block the cluster's system pods or its own restart.
+*/}}
+{{- define "consul.injector.namespaceSelector" -}}
+{{- $selector := dict -}}
+{{- with .Values.connectInject.namespaceSelector -}}
+{{- $selector = include "consul.tplYaml" (list $ "connectInject.namespaceSelector" . "map") | fromYaml -}}
+{{- end -}}
+{{- $never := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list "kube-system" "kube-public" .Release.Namespace | uniq) -}}
+{{- $_ := set $selector "matchExpressions" (append ($selector.matchExpressions | default list) $never) -}}
+{{- toYaml $selector -}}
 {{- end -}}
 
 {{- define "consul.reservedNamesFailer" -}}

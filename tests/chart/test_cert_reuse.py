@@ -111,7 +111,7 @@ def render_upgrade(api: FakeApiServer, helm: str | None, tmp_path) -> dict[str, 
         assert proc.returncode == 0, proc.stderr
         text = proc.stdout
     docs = [d for d in yaml.safe_load_all(text) if d]
-    return {d["kind"]: d for d in docs if d["kind"] in ("Secret", "MutatingWebhookConfiguration", "Deployment")}
+    return {d["kind"]: d for d in docs if d["kind"] in ("Secret", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Deployment")}
 
 
 def test_upgrade_reuses_the_existing_certificate(api: FakeApiServer, helm: str | None, tmp_path) -> None:
@@ -129,6 +129,7 @@ def test_a_missing_or_incomplete_secret_gets_a_new_certificate(api: FakeApiServe
     objs = render_upgrade(api, helm, tmp_path)
     assert objs["Secret"]["data"]["tls.crt"] != previous["data"]["tls.crt"]
     assert objs["MutatingWebhookConfiguration"]["webhooks"][0]["clientConfig"]["caBundle"] == objs["Secret"]["data"]["ca.crt"]
+    assert objs["ValidatingWebhookConfiguration"]["webhooks"][0]["clientConfig"]["caBundle"] == objs["Secret"]["data"]["ca.crt"]
 
 
 def test_the_ca_checksum_is_stable_across_upgrades(api: FakeApiServer, helm: str | None, tmp_path) -> None:

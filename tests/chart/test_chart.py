@@ -83,7 +83,7 @@ def test_every_object_validates_against_kubernetes_strict(values: str, kube: str
 def test_kitchen_sink_renders_every_kind() -> None:
     assert render(KITCHEN_SINK).kinds() == [
         "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "MutatingWebhookConfiguration",
-        "PodDisruptionBudget", "Secret", "Service", "ServiceAccount"]
+        "PodDisruptionBudget", "Secret", "Service", "ServiceAccount", "ValidatingWebhookConfiguration"]
 
 
 def test_kube_version_below_chart_minimum_is_refused(helm: str | None) -> None:
