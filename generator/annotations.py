@@ -23,6 +23,7 @@ PREFIX = "consul.hashicorp.com/"
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit() also accepts "²" and "٨"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _items(raw: str) -> list[str]:
 
 def parse_port_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
     for item in _items(raw):
-        if not item.isdigit() or not 1 <= int(item) <= 65535:
+        if not _DIGITS.match(item) or not 1 <= int(item) <= 65535:
             raise BadValue(f"{item!r} is not a port number 1-65535")
     return tuple(_items(raw))
 
@@ -143,7 +144,7 @@ def parse_cidr_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]
 
 def parse_uid_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
     for item in _items(raw):
-        if not item.isdigit() or int(item) > 2**32 - 2:
+        if not _DIGITS.match(item) or int(item) > 2**32 - 2:
             raise BadValue(f"{item!r} is not a user ID (a non-negative integer)")
     return tuple(_items(raw))
 
@@ -265,6 +266,7 @@ LATER: dict[str, str] = {
     "consul-sidecar-user-volume-mount": "0.46", "transparent-proxy-status": "0.48", "redirect-traffic-config": "0.48",
     "use-proxy-health-check": "1.1", "enable-sidecar-proxy-lifecycle": "1.1",
 }
+_KNOWN_KEYS = [spec.key for spec in TABLE if spec.key != META_PREFIX]
 # Written by the chart on its own pods; not for pod authors, but not unknown either.
 OTHER_KNOWN = ("config-checksum",)
 
@@ -306,10 +308,9 @@ def removed_error(annotations: Mapping[str, str]) -> str | None:
 
 def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[str]:
     """A warning per unrecognised `consul.hashicorp.com/` key, with the closest known key."""
-    known = [spec.key for spec in TABLE if spec.key != META_PREFIX]
     warnings = []
     for full in annotations:
-        if not full.startswith(PREFIX):
+        if not isinstance(full, str) or not full.startswith(PREFIX):
             continue
         key = full[len(PREFIX) :]
         if key in BY_KEY or key in OTHER_KNOWN or (key.startswith(META_PREFIX) and key != META_PREFIX):
@@ -318,7 +319,7 @@ def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[st
         if key in LATER:
             warnings.append(f'annotation "{full}"{place} is not supported by this injector (it arrived in consul-k8s {LATER[key]}) and has no effect')
             continue
-        hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.6)
         suggestion = f'; did you mean "{PREFIX}{hint[0]}"?' if hint else ""
         warnings.append(f'unknown annotation "{full}"{place} has no effect{suggestion}')
     return warnings

@@ -311,21 +311,21 @@ def _ca_cert(values: Mapping[str, Any], env: Mapping[str, str], problems: list[s
         problems.append("global.tls.enabled: TLS is on but CONSUL_CACERT does not name the Consul CA certificate file")
         return None
     try:
-        pem = Path(path).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
         problems.append(f"global.tls.enabled: cannot read the Consul CA certificate file {path!r} (CONSUL_CACERT): {exc}")
         return None
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     try:
-        x509.load_pem_x509_certificates(pem.encode())
+        certificates = x509.load_pem_x509_certificates(pem)
     except ValueError:
         problems.append(f"global.tls.enabled: the file {path!r} (CONSUL_CACERT) holds no PEM certificate")
         return None
-    if any(ch in pem for ch in "$`\\"):
-        problems.append(f"global.tls.enabled: the file {path!r} (CONSUL_CACERT) has characters outside PEM")
-        return None
-    return pem
+    # Only the certificates, re-encoded, reach the init script's heredoc: text around them in the
+    # file (comments, a stray "EOF" line) never does.
+    return "".join(cert.public_bytes(Encoding.PEM).decode() for cert in certificates)
 
 
 def _get(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:

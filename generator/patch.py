@@ -121,13 +121,17 @@ def _overrides(spec: Mapping[str, Any]) -> dict[str, tuple[str, int, dict]]:
 
 
 _MAP_FIELDS = ("resources", "securityContext")
-_KEYED_LISTS = {"env": "name", "volumeMounts": "mountPath", "ports": "containerPort"}
+_KEYED_LISTS = {"env": "name", "volumeMounts": "mountPath"}
+# What a pod may override. Not command, args, probes or lifecycle hooks: those would run the pod
+# author's code in the privileged init container, or as Envoy's UID, which transparent proxy never
+# redirects (the reason an application container may not run as 5995 either).
+OVERRIDABLE = ("image", "imagePullPolicy", *_MAP_FIELDS, *_KEYED_LISTS)
 
 
 def _merge_override(rendered: dict, overrides: Mapping[str, tuple[str, int, dict]]) -> dict:
     """The rendered container with the pod's declared one laid over it, field by field (the Istio
-    way): maps merge key by key, env/volumeMounts/ports merge by key, an empty image is ignored,
-    every other field the pod sets replaces the rendered one."""
+    way): maps merge key by key, env and volumeMounts merge by name and path, an empty image is
+    ignored. Fields outside OVERRIDABLE are refused with a 400 naming them."""
     if rendered.get("name") not in overrides:
         return rendered
     field, index, user = overrides[rendered["name"]]
@@ -136,17 +140,18 @@ def _merge_override(rendered: dict, overrides: Mapping[str, tuple[str, int, dict
     for key, value in user.items():
         if key == "name":
             continue
-        if key == "image":
+        if key not in OVERRIDABLE:
+            raise PodError(f'{where}.{key}: the injected container "{rendered["name"]}" cannot be overridden '
+                           f"in {key}; a pod may override {', '.join(OVERRIDABLE)}")
+        if key in ("image", "imagePullPolicy"):
             if not isinstance(value, str):
-                raise PodError(f"{where}.image: expected a string, got {type(value).__name__}")
+                raise PodError(f"{where}.{key}: expected a string, got {type(value).__name__}")
             if value:
                 out[key] = value
         elif key in _MAP_FIELDS:
             out[key] = _merge_maps(out.get(key) or {}, value, f"{where}.{key}")
-        elif key in _KEYED_LISTS:
-            out[key] = _merge_keyed(out.get(key) or [], value, _KEYED_LISTS[key], f"{where}.{key}")
         else:
-            out[key] = value
+            out[key] = _merge_keyed(out.get(key) or [], value, _KEYED_LISTS[key], f"{where}.{key}")
     return out
 
 
@@ -160,8 +165,8 @@ def _merge_maps(base: dict, over: Any, where: str) -> dict:
 
 
 def _merge_keyed(base: list, over: Any, key: str, where: str) -> list:
-    if not isinstance(over, list) or not all(isinstance(item, dict) and key in item for item in over):
-        raise PodError(f"{where}: expected a list of maps, each with {key!r}")
+    if not isinstance(over, list) or not all(isinstance(item, dict) and isinstance(item.get(key), str) for item in over):
+        raise PodError(f"{where}: expected a list of maps, each with a string {key!r}")
     replaced = {item[key]: item for item in over}
     out = [replaced.pop(item.get(key), item) for item in base]
     return out + [item for item in over if item[key] in replaced]

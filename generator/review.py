@@ -154,7 +154,7 @@ def pod_problem(pod: Any) -> str | None:
             return f"request.object.metadata.{field}: expected a string"
     for field in ("annotations", "labels"):
         value = (metadata or {}).get(field)
-        if value is not None and (not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values())):
+        if value is not None and (not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())):
             return f"request.object.metadata.{field}: expected a map of strings"
     spec = pod.get("spec")
     if not isinstance(spec, dict):

@@ -68,21 +68,34 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
 
 
+def _map(value: Any) -> dict:
+    """A field that should be a map, or {} when it is absent or of another type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _kind(obj: Mapping[str, Any]) -> str:
+    kind = obj.get("kind")
+    return kind if isinstance(kind, str) else ""
+
+
 def describe(obj: Mapping[str, Any]) -> str:
-    metadata = obj.get("metadata") or {}
-    return f"{obj.get('kind', '?')}/{metadata.get('name') or metadata.get('generateName') or ''}"
+    metadata = _map(obj.get("metadata"))
+    name = metadata.get("name") or metadata.get("generateName") or ""
+    return f"{_kind(obj) or '?'}/{name if isinstance(name, str) else ''}"
 
 
 def pod_sites(obj: Any, namespace: str | None) -> Iterator[PodSite]:
     """Every pod and pod template in `obj` (Lists are walked)."""
     if not isinstance(obj, dict):
         return
-    kind = obj.get("kind")
+    kind = _kind(obj)
     if kind == "List":
-        for item in obj.get("items") or []:
+        items = obj.get("items")
+        for item in items if isinstance(items, list) else []:
             yield from pod_sites(item, namespace)
         return
-    pod_ns = namespace or (obj.get("metadata") or {}).get("namespace") or "default"
+    own_ns = _map(obj.get("metadata")).get("namespace")
+    pod_ns = namespace or (own_ns if isinstance(own_ns, str) and own_ns else "default")
     if kind == "Pod":
         yield PodSite(describe(obj), obj, None, pod_ns)
     elif kind in TEMPLATE_PATHS and isinstance(_dig(obj, TEMPLATE_PATHS[kind]), dict):
@@ -91,18 +104,17 @@ def pod_sites(obj: Any, namespace: str | None) -> Iterator[PodSite]:
 
 def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
     """The Consul docs' "common mistake": an injection annotation on the workload, not its pods."""
-    path = TEMPLATE_PATHS.get(obj.get("kind", ""))
+    path = TEMPLATE_PATHS.get(_kind(obj))
     if not path:
         return []
-    own = (obj.get("metadata") or {}).get("annotations") or {}
-    template = _dig(obj, path) or {}
-    on_template = ((template.get("metadata") or {}).get("annotations") or {}) if isinstance(template, dict) else {}
+    own = _map(_map(obj.get("metadata")).get("annotations"))
+    on_template = _map(_map(_map(_dig(obj, path)).get("metadata")).get("annotations"))
     where = ".".join(path) + ".metadata.annotations"
     return [
         f'annotation "{key}" is on the {obj.get("kind")}\'s own metadata, where the injector never sees it; '
         f"it belongs on the pod template ({where})"
         for key in own
-        if (key in POD_ONLY or key.startswith(PREFIX + "service-meta-")) and key not in on_template
+        if isinstance(key, str) and (key in POD_ONLY or key.startswith(PREFIX + "service-meta-")) and key not in on_template
     ]
 
 
@@ -164,19 +176,13 @@ def review_workload(data: Any) -> dict:
     """
     from generator.annotations import unknown_warnings
 
-    request = data.get("request") if isinstance(data, dict) else None
-    request = request if isinstance(request, dict) else {}
-    obj = request.get("object")
+    request = _map(data.get("request") if isinstance(data, dict) else None)
+    obj = _map(request.get("object"))
     warnings: list[str] = []
-    if isinstance(obj, dict) and obj.get("kind") in TEMPLATE_PATHS:
-        try:
-            warnings = misplaced_warnings(obj)
-            template = _dig(obj, TEMPLATE_PATHS[obj["kind"]])
-            annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
-            if isinstance(annotations, dict):
-                warnings += unknown_warnings(annotations, where="the pod template")
-        except (AttributeError, TypeError):
-            warnings = []  # malformed object: the API server will say what is wrong with it
+    if _kind(obj) in TEMPLATE_PATHS:
+        template = _map(_dig(obj, TEMPLATE_PATHS[_kind(obj)]))
+        annotations = _map(_map(template.get("metadata")).get("annotations"))
+        warnings = misplaced_warnings(obj) + unknown_warnings(annotations, where="the pod template")
     uid = request.get("uid") if isinstance(request.get("uid"), str) else ""
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if warnings:

@@ -36,6 +36,8 @@ BAD_VALUES = [
     ("transparent-proxy-exclude-outbound-cidrs", "10.0.0.0/33", "not an IPv4 or IPv6"),
     ("transparent-proxy-exclude-outbound-cidrs", "; rm -rf /", "not an IPv4 or IPv6"),
     ("transparent-proxy-exclude-uids", "-1", "not a user ID"),
+    ("transparent-proxy-exclude-uids", "²", "not a user ID"),
+    ("transparent-proxy-exclude-inbound-ports", "٨٠", "not a port number"),
     ("consul-dns", "sure", "must be a boolean"),
 ]
 

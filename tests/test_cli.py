@@ -126,3 +126,13 @@ def test_release_name_sets_the_dns_variable():
     ops = json.loads(base64.b64decode(json.loads(proc.stdout)["response"]["patch"]))
     init = next(op["value"][1] for op in ops if op["path"] == "/spec/initContainers")
     assert '-consul-dns-ip="10.0.0.9"' in init["command"][2]
+
+
+def test_inject_and_explain_refuse_garbage_objects_without_a_traceback(tmp_path):
+    stream = tmp_path / "garbage.yaml"
+    stream.write_text("kind: [Deployment]\nmetadata: {name: x}\n---\nkind: Deployment\nmetadata: [x]\n"
+                      "spec: {template: {metadata: {annotations: {1: 2}}, spec: {containers: [{name: a, image: b}]}}}\n")
+    for command in ("inject", "explain"):
+        proc = cli(command, "-f", str(stream))
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "metadata.annotations: expected a map of strings" in proc.stderr + proc.stdout

@@ -141,9 +141,10 @@ def test_tls_embeds_the_consul_ca_and_uses_https(tmp_path):
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode().rstrip("\n")
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
     ca_file = tmp_path / "ca.pem"
-    ca_file.write_text(pem)
+    # Text around the certificate (comments, a line that would end the heredoc) never reaches the script.
+    ca_file.write_text("# Consul CA\n" + pem + "EOF\ntouch /tmp/pwned\ncat <<EOF\n")
     config = load_config("global.tls.enabled=true", env={"CONSUL_CACERT": str(ca_file)})
     script = init_script(inject(make_pod({P + "transparent-proxy": "false"}), config))
     assert script.startswith(
@@ -151,10 +152,11 @@ def test_tls_embeds_the_consul_ca_and_uses_https(tmp_path):
         'export CONSUL_GRPC_ADDR="https://${HOST_IP}:8502"\n'
         "export CONSUL_CACERT=/consul/connect-inject/consul-ca.pem\n"
         "cat <<EOF >/consul/connect-inject/consul-ca.pem\n"
-        f"{pem}\n"
+        f"{pem}\n"  # the certificate file's own final newline, then the reference's: a blank line
         "EOF\n"
         "consul-k8s-control-plane connect-init"
     )
+    assert "pwned" not in script and "# Consul CA" not in script
 
 
 def test_every_rendered_script_is_valid_sh():

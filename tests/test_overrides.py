@@ -57,7 +57,9 @@ def test_reinvocation_is_idempotent():
 @pytest.mark.parametrize("field,value,where", [
     ("resources", "lots", "spec.containers[1].resources: expected a map"),
     ("image", 5, "spec.containers[1].image: expected a string"),
-    ("env", [{"value": "x"}], "spec.containers[1].env: expected a list of maps, each with 'name'"),
+    ("env", [{"value": "x"}], "spec.containers[1].env: expected a list of maps, each with a string 'name'"),
+    ("env", [{"name": ["a"]}], "spec.containers[1].env: expected a list of maps, each with a string 'name'"),
+    ("volumeMounts", [{"mountPath": {"a": 1}}], "spec.containers[1].volumeMounts: expected a list of maps, each with a string 'mountPath'"),
 ])
 def test_override_with_a_wrong_type_is_a_400_naming_the_field(field, value, where):
     override = {"name": "envoy-sidecar", field: value}
@@ -68,3 +70,20 @@ def test_override_with_a_wrong_type_is_a_400_naming_the_field(field, value, wher
 def test_declaring_an_injected_container_twice_is_a_400():
     code, message = denial(run(_pod_with({"name": "envoy-sidecar", "image": "a"}, init=[{"name": "envoy-sidecar", "image": "b"}])))
     assert code == 400 and "declared twice" in message
+
+
+@pytest.mark.parametrize("name,where,field", [
+    ("consul-connect-inject-init", "initContainers", "command"),
+    ("consul-connect-inject-init", "initContainers", "args"),
+    ("copy-consul-bin", "initContainers", "command"),
+    ("envoy-sidecar", "containers", "command"),
+    ("envoy-sidecar", "containers", "lifecycle"),
+    ("envoy-sidecar", "containers", "readinessProbe"),
+])
+def test_overrides_cannot_run_the_pod_authors_code(name, where, field):
+    # The init container is privileged and root; Envoy's UID is never redirected by transparent
+    # proxy. Neither may run what the pod author writes.
+    override = {"name": name, field: {"exec": {"command": ["id"]}} if field in ("lifecycle", "readinessProbe") else ["/bin/sh", "-c", "id"]}
+    pod = _pod_with(override) if where == "containers" else _pod_with(init=[override])
+    code, message = denial(run(pod))
+    assert code == 400 and f".{field}: the injected container \"{name}\" cannot be overridden in {field}" in message
