@@ -290,7 +290,8 @@ def start_ours(cert_dir: str, log_path: Path) -> tuple[subprocess.Popen, int]:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
     log = open(log_path, "w")
     proc = subprocess.Popen([sys.executable, "-m", "generator", "serve", "--listen", "127.0.0.1:0",
-                             "--health-listen", "127.0.0.1:0", "--tls-cert-dir", cert_dir, "--log-json"],
+                             "--health-listen", "127.0.0.1:0", "--tls-cert-dir", cert_dir, "--log-json",
+                             "--shutdown-delay", "0"],
                             cwd=ROOT, env=env, stderr=log, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline and proc.poll() is None:

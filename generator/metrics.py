@@ -42,6 +42,9 @@ class Metrics:
             f"{PREFIX}_admission_duration_seconds",
             "Time from request headers read to response ready, per admission request.",
             buckets=LATENCY_BUCKETS, registry=r)
+        self.workload_reviews = Counter(
+            f"{PREFIX}_workload_reviews", "Workload reviews answered on /validate-workload (always allowed), "
+            "by whether they carried warnings.", ["result"], registry=r)
         self.in_flight = Gauge(
             f"{PREFIX}_admission_in_flight", "Admission requests being processed now.", registry=r)
         self.warnings = Counter(

@@ -85,6 +85,10 @@ class NamespaceCache:
             return 0.0
         return time.monotonic() - self._last_sync
 
+    def has(self, name: str) -> bool:
+        """Whether `name` is in the cache (a lookup would need no API call)."""
+        return name in self._labels
+
     def peek(self, name: str) -> Labels:
         """Labels from the cache only; {} when unknown. For the synchronous engine callback."""
         return self._labels.get(name, EMPTY)

@@ -81,7 +81,7 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
     pod = request.get("object")
     metadata = pod.get("metadata") if isinstance(pod, dict) else None
     metadata = metadata if isinstance(metadata, dict) else {}
-    namespace = _text(request.get("namespace")) or _text(metadata.get("namespace")) or "default"
+    namespace = pod_namespace(data)
     name = _text(metadata.get("name")) or _text(metadata.get("generateName"))
     warnings: tuple[str, ...] = ()
 
@@ -122,6 +122,15 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
     except Exception:  # our bug: log it, never leak a traceback to the caller
         log.exception("internal error reviewing pod %s/%s (uid %s)", namespace, name, request["uid"])
         return deny(500, "internal error in the injector; see its log", "error", "internal-error")
+
+
+def pod_namespace(data: dict) -> str:
+    """The namespace the pod is created in: the request's, else the pod's own, else "default"."""
+    request = data["request"]
+    pod = request.get("object")
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    own = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return _text(request.get("namespace")) or _text(own) or "default"
 
 
 def _text(value: Any) -> str:

@@ -35,7 +35,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from generator import logs
 from generator.metrics import Metrics
 from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
-from generator.review import ReviewError, parse_review, review
+from generator.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
 from generator.tlsreload import CertReloader
 from generator.workloads import review_workload
 
@@ -50,6 +50,7 @@ KEEPALIVE_TIMEOUT = 120.0
 # After refusing a body (413, 408) we read and drop what the client still sends for this long,
 # so it can read our answer instead of a reset, then close (aiohttp's default is 10 s).
 LINGER_SECONDS = 1.0
+SHUTDOWN_DELAY = 5.0       # endpoint removal reaches the API servers within a few seconds
 SHUTDOWN_TIMEOUT = 15.0     # in-flight requests get this long after SIGTERM (10 s API timeout + slack)
 CERT_POLL_SECONDS = 1.0
 
@@ -90,6 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--health-listen", type=parse_address, default=parse_address(":9445"),
                         metavar="HOST:PORT",
                         help="plain-HTTP address of /healthz, /readyz and /metrics; default :9445")
+    parser.add_argument("--shutdown-delay", type=float, default=SHUTDOWN_DELAY, metavar="SECONDS",
+                        help="after SIGTERM, keep serving this long while readiness fails, so the API "
+                             "server stops sending new requests before the listener closes; default "
+                             f"{SHUTDOWN_DELAY:g}")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info",
                         help="default info: one line per admission")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
@@ -172,9 +177,16 @@ class WebhookServer:
         logs.log(logger, logging.INFO, "listening", webhook=f"https://{_show(listen, self.webhook_port)}/mutate",
                  health=f"http://{_show(health_listen, self.health_port)}/readyz", ready=self.ready)
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish (bounded), then close everything."""
+    async def stop(self, delay: float = 0.0) -> None:
+        """Stop accepting, let in-flight requests finish (bounded), then close everything.
+
+        With `delay`, keep serving that long first while readiness fails: Kubernetes removes the pod
+        from the Service's endpoints only after SIGTERM, and until that reaches the API servers they
+        still open new connections to this pod (with failurePolicy Fail, refusing them fails pods)."""
         self.stopping = True  # readiness fails from now on
+        if delay > 0:
+            logs.log(logger, logging.INFO, "still serving while endpoints are updated", delay_s=delay)
+            await asyncio.sleep(delay)
         for site in list(self._runner.sites):
             await site.stop()
         logs.log(logger, logging.INFO, "stopped accepting connections; finishing requests in flight",
@@ -257,24 +269,51 @@ class WebhookServer:
     async def _validate_workload(self, request: web.Request) -> web.Response:
         """Warnings for workloads (misplaced or unknown annotations). Registered with failurePolicy
         Ignore, it must never block a deploy: every request, even garbage, is allowed."""
-        started = time.perf_counter()
+        self.in_flight += 1  # counted for shutdown draining, not in the admission metrics
+        self._drained.clear()
         try:
-            async with asyncio.timeout(self.body_timeout):
-                body = await request.read()
-            data = json.loads(body)
-        except Exception:  # unreadable, too large or not JSON: still allowed, with nothing to say
-            data = None
-        try:
-            answer = review_workload(data)
-        except Exception:  # our bug; still never block a deploy
-            logger.exception("internal error while reviewing a workload")
-            answer = review_workload(None)
+            try:
+                async with asyncio.timeout(self.body_timeout):
+                    body = await request.read()
+                data = json.loads(body)
+            except Exception:  # unreadable, too large or not JSON: still allowed, with nothing to say
+                data = None
+            try:
+                answer = review_workload(data)
+            except Exception:  # our bug; still never block a deploy
+                logger.exception("internal error while reviewing a workload")
+                answer = review_workload(None)
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._drained.set()
         warnings = answer["response"].get("warnings") or []
-        reason = "workload-warnings" if warnings else "workload-clean"
-        self.metrics.requests.labels(result="allowed", reason=reason).inc()
-        self.metrics.latency.observe(time.perf_counter() - started)
-        logs.log(logger, logging.INFO, "workload review", uid=answer["response"]["uid"], reason=reason, warnings=len(warnings))
+        result = "warnings" if warnings else "clean"
+        self.metrics.workload_reviews.labels(result=result).inc()
+        logs.log(logger, logging.INFO, "workload review", uid=answer["response"]["uid"], result=result, warnings=len(warnings))
         return web.json_response(answer)
+
+    async def _review(self, parsed: dict) -> ReviewResult:
+        """review() with the namespace's labels, fetched only when the engine asks for them.
+
+        A pod that is skipped (opted out, system namespace, ...) never waits for, nor fails on, an
+        API call; a pod that is injected in a namespace not yet cached is reviewed again once its
+        labels are fetched (review() is cheap; the GET is not)."""
+        namespace = pod_namespace(parsed)
+        cached = self.namespaces.has(namespace)
+        consulted = False
+
+        def lookup(name: str) -> Mapping[str, str]:
+            nonlocal consulted
+            consulted = True
+            return self.namespaces.peek(name)
+
+        result = review(parsed, self.config, lookup)
+        if consulted:
+            labels = await self.namespaces.resolve(namespace)  # a GET only on a miss
+            if not cached:
+                result = review(parsed, self.config, _lookup(namespace, labels, self.namespaces))
+        return result
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> tuple[web.Response, str, str]:
         if request.content_type != "application/json":
@@ -296,12 +335,8 @@ class WebhookServer:
             parsed = parse_review(body)
         except ReviewError as e:
             raise _Refused(400, "bad-review", str(e))
-        req = parsed.get("request") or {}
-        fields["uid"] = req.get("uid", "")
-        namespace = req.get("namespace")
-        # A malformed namespace is the engine's to reject; only a real name is worth a lookup.
-        labels = await self.namespaces.resolve(namespace) if isinstance(namespace, str) and namespace else {}
-        result = review(parsed, self.config, _lookup(namespace, labels, self.namespaces))
+        fields["uid"] = parsed["request"]["uid"]
+        result = await self._review(parsed)
         fields.update(namespace=result.namespace, pod=result.name)
         if result.warnings:
             fields["warnings"] = len(result.warnings)
@@ -350,6 +385,10 @@ def main(args: argparse.Namespace, config: Any) -> int:
 
 async def _serve(args: argparse.Namespace, config: Any, api: Any) -> int:
     server = WebhookServer(config, args.tls_cert_dir, namespaces_api=api)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before listening: a SIGTERM right after is graceful too
+        loop.add_signal_handler(sig, stop.set)
     try:
         await server.start(args.listen, args.health_listen)
     except ListenError as e:
@@ -359,12 +398,8 @@ async def _serve(args: argparse.Namespace, config: Any, api: Any) -> int:
     # moving it out of the collector's sight keeps full collections, and their pauses, short.
     gc.collect()
     gc.freeze()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logs.log(logger, logging.INFO, "shutting down")
-    await server.stop()
+    await server.stop(args.shutdown_delay)
     logs.log(logger, logging.INFO, "stopped")
     return 0

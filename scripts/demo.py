@@ -80,8 +80,8 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
     env["HOME"] = str(tmp)  # no kubeconfig: the namespace cache is off and says so
     cmd = [sys.executable, "-m", "generator", "serve", "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
-           "--tls-cert-dir", str(tmp / "certs")]
-    print("$ connect-inject serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --tls-cert-dir", tmp / "certs")
+           "--tls-cert-dir", str(tmp / "certs"), "--shutdown-delay", "1"]
+    print("$ connect-inject serve --listen 127.0.0.1:0 --health-listen 127.0.0.1:0 --shutdown-delay 1 --tls-cert-dir", tmp / "certs")
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     log: list[str] = []
     try:

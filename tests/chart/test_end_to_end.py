@@ -81,6 +81,7 @@ class Webhook:
             args[args.index(flag) + 1] = "127.0.0.1:0"
         if "--log-json" not in args:
             args.append("--log-json")
+        args += ["--shutdown-delay", "0"]  # terminated at the end of each test
         assert container["command"] == ["connect-inject", "serve"]
         self.argv = [sys.executable, "-m", "generator", "serve", *map(str, args)]
         self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}

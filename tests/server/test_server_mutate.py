@@ -180,11 +180,27 @@ async def test_our_own_fault_is_a_500_status_without_traceback(webhook: Webhook,
         raise RuntimeError("cache bug")
 
     monkeypatch.setattr(webhook.server.namespaces, "resolve", broken)
-    status, body = await webhook.post(admission_review(make_pod()))
+    status, body = await webhook.post(admission_review(make_pod({"consul.hashicorp.com/connect-inject": "true"})))
     assert status == 500 and body["kind"] == "Status"
     assert "cache bug" not in json.dumps(body) and "Traceback" not in json.dumps(body)
     assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
                         result="error", reason="internal-error") == 1
+
+
+async def test_pods_that_are_not_injected_never_wait_for_namespace_labels(webhook: Webhook, monkeypatch) -> None:
+    """Labels are fetched only when the engine asks for them: an opted-out pod or one in
+    kube-system is answered even while its namespace cannot be read."""
+    from generator.nscache import NamespaceUnavailable
+
+    async def unreadable(name):
+        raise NamespaceUnavailable(f"namespace {name!r} cannot be read")
+
+    monkeypatch.setattr(webhook.server.namespaces, "resolve", unreadable)
+    for pod, namespace in ((make_pod({"consul.hashicorp.com/connect-inject": "false"}), "new-ns"), (make_pod(), "kube-system")):
+        status, body = await webhook.post(admission_review(pod, namespace=namespace))
+        assert status == 200 and body["response"]["allowed"] is True and "patch" not in body["response"]
+    status, body = await webhook.post(admission_review(make_pod({"consul.hashicorp.com/connect-inject": "true"}), namespace="new-ns"))
+    assert status == 500 and "new-ns" in body["message"]
 
 
 async def test_not_ready_without_configuration(start_server, https) -> None:

@@ -59,7 +59,7 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path, cert_dir: Path):
     proc = await spawn(tmp_path, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
-                       "--tls-cert-dir", str(cert_dir), "--log-json")
+                       "--tls-cert-dir", str(cert_dir), "--log-json", "--shutdown-delay", "0")
     s = Served(proc)
     listening = await s.line("listening")
     s.webhook_port = int(listening["webhook"].rsplit(":", 1)[1].split("/")[0])
@@ -97,6 +97,30 @@ async def test_sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits
     assert answer["response"]["uid"] == "in-flight" and answer["response"]["allowed"] is True
     writer.close()
     assert await asyncio.wait_for(served.proc.wait(), 30) == 0
+
+
+async def test_shutdown_delay_keeps_serving_new_connections_while_readiness_fails(tmp_path: Path, cert_dir: Path, ca: CA) -> None:
+    """During --shutdown-delay the API server may still open connections (endpoints not yet updated):
+    they are served, while /readyz already says 503."""
+    proc = await spawn(tmp_path, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+                       "--tls-cert-dir", str(cert_dir), "--log-json", "--shutdown-delay", "30")
+    served = Served(proc)
+    listening = await served.line("listening")
+    webhook_port = int(listening["webhook"].rsplit(":", 1)[1].split("/")[0])
+    health_port = int(listening["health"].rsplit(":", 1)[1].split("/")[0])
+    try:
+        proc.send_signal(signal.SIGTERM)
+        await served.line("still serving while endpoints are updated")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl(ca))) as http:
+            async with http.get(f"http://127.0.0.1:{health_port}/readyz") as r:
+                assert r.status == 503
+            body = json.dumps(admission_review(docs_pod("static-server"), uid="late"))
+            async with http.post(f"https://127.0.0.1:{webhook_port}/mutate", data=body,
+                                 headers={"Content-Type": "application/json"}) as r:
+                assert r.status == 200 and (await r.json())["response"]["uid"] == "late"
+    finally:
+        proc.kill()
+        await proc.wait()
 
 
 async def test_health_and_metrics_endpoints(served: Served, ca: CA) -> None:

@@ -35,7 +35,7 @@ async def test_misplaced_and_misspelled_annotations_are_warned(webhook: Webhook)
     assert len(response["warnings"]) == 2
     assert "own metadata" in response["warnings"][0] and 'did you mean "consul.hashicorp.com/envoy-extra-args"' in response["warnings"][1]
     metrics = await webhook.metrics()
-    assert metric_value(metrics, "connect_inject_admission_requests_total", result="allowed", reason="workload-warnings") == 1
+    assert metric_value(metrics, "connect_inject_workload_reviews_total", result="warnings") == 1
 
 
 async def test_a_correct_workload_gets_no_warning(webhook: Webhook) -> None:
