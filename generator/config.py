@@ -10,7 +10,6 @@ accept and refuse the same values with the same key named.
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,6 +18,7 @@ import yamale
 import yaml
 
 from generator import helmvalues, paths, quantity
+from generator.annotations import BadValue, parse_args
 from generator.errors import ConfigError
 
 RESERVED_CONSUL_NAMES = ("system", "universal", "consul", "operator", "root")
@@ -284,10 +284,10 @@ def _resources(values: Mapping[str, Any], key: str, problems: list[str]) -> Reso
         for res in ("cpu", "memory"):
             value = (block.get(kind) or {}).get(res)
             if value is not None:
-                out[kind][res] = quantity.as_string(value)
+                out[kind][res] = str(value)
     for res in ("cpu", "memory"):
         req, lim = out["requests"].get(res), out["limits"].get(res)
-        if req is not None and lim is not None and quantity.parse(lim) != 0 and quantity.parse(req) > quantity.parse(lim):
+        if req is not None and lim is not None and quantity.exceeds(req, lim):
             problems.append(f'{key}.requests.{res}: request must be <= limit: {key}.requests.{res} value of "{req}" is greater than the {key}.limits.{res} value of "{lim}"')
     return Resources(requests=out["requests"], limits=out["limits"])
 
@@ -296,9 +296,9 @@ def _envoy_extra_args(raw: str | None, problems: list[str]) -> tuple[str, ...] |
     if raw is None:
         return None
     try:
-        return tuple(shlex.split(raw))
-    except ValueError as exc:
-        problems.append(f"connectInject.envoyExtraArgs: cannot split {raw!r} into arguments: {exc}")
+        return parse_args(raw)
+    except BadValue as exc:
+        problems.append(f"connectInject.envoyExtraArgs: {exc} (value {raw!r})")
         return None
 
 

@@ -168,7 +168,7 @@ def _envoy_resources(config: Config, ann: Mapping[str, Any]) -> Resources:
                 out[kind][res] = value
     for res in ("cpu", "memory"):
         req, lim = out["requests"].get(res), out["limits"].get(res)
-        if req is not None and lim is not None and quantity.parse(lim) != 0 and quantity.parse(req) > quantity.parse(lim):
+        if req is not None and lim is not None and quantity.exceeds(req, lim):
             raise PodError(
                 f'envoy-sidecar {res} request "{req}" is greater than its limit "{lim}" '
                 f"(annotations {PREFIX}sidecar-proxy-{res}-request / -limit, defaults connectInject.sidecarProxy.resources)"

@@ -38,6 +38,6 @@ def parse(value: object) -> Decimal:
         raise ValueError(f"quantity {text!r} is out of range") from exc
 
 
-def as_string(value: object) -> str:
-    """The quantity as the string the pod spec carries (YAML ints become "1")."""
-    return str(value)
+def exceeds(request: object, limit: object) -> bool:
+    """Whether a request is above its limit; a limit of 0 means none (as the reference treats it)."""
+    return parse(limit) != 0 and parse(request) > parse(limit)

@@ -36,7 +36,7 @@ class ReviewResult:
     warnings: tuple[str, ...]
     namespace: str
     name: str
-    patch: tuple[dict, ...] = ()
+    patch: tuple[dict, ...] = ()  # the ops as objects; they share the template cache's: read-only
     decision: Decision | None = None  # for explain: the steps that decided
     plan: Plan | None = None  # for explain: what was injected and why
 

