@@ -7,6 +7,7 @@ record each check as it was made, for `explain`.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -51,6 +52,12 @@ class Decision:
         return REASONS[self.reason]
 
 
+@functools.lru_cache(maxsize=64)
+def _listing(names: frozenset[str]) -> str:
+    """A namespace list as the steps show it; the Config's sets never change, so this is cached."""
+    return json.dumps(sorted(names))
+
+
 def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> Decision:
     """The reference's `shouldInject` (§2), steps 2-7; a bad `connect-inject` value is a PodError."""
     steps: list[Step] = []
@@ -62,14 +69,14 @@ def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> De
     if namespace in SYSTEM_NAMESPACES:
         return done(False, namespace, "system namespace", f"{namespace} is never injected")
     steps.append(Step("system namespace", "continue", f"{namespace} is not kube-system or kube-public"))
-    deny = sorted(config.deny_namespaces)
+    deny = _listing(config.deny_namespaces)
     if namespace in config.deny_namespaces:
-        return done(False, "denied-namespace", "deny list", f"{namespace} is in connectInject.k8sDenyNamespaces {json.dumps(deny)}")
-    steps.append(Step("deny list", "continue", f"{namespace} is not in connectInject.k8sDenyNamespaces {json.dumps(deny)}"))
-    allow = sorted(config.allow_namespaces)
+        return done(False, "denied-namespace", "deny list", f"{namespace} is in connectInject.k8sDenyNamespaces {deny}")
+    steps.append(Step("deny list", "continue", f"{namespace} is not in connectInject.k8sDenyNamespaces {deny}"))
+    allow = _listing(config.allow_namespaces)
     if "*" not in config.allow_namespaces and namespace not in config.allow_namespaces:
-        return done(False, "not-allowed-namespace", "allow list", f"{namespace} is not in connectInject.k8sAllowNamespaces {json.dumps(allow)}")
-    steps.append(Step("allow list", "continue", f"connectInject.k8sAllowNamespaces {json.dumps(allow)} allows {namespace}"))
+        return done(False, "not-allowed-namespace", "allow list", f"{namespace} is not in connectInject.k8sAllowNamespaces {allow}")
+    steps.append(Step("allow list", "continue", f"connectInject.k8sAllowNamespaces {allow} allows {namespace}"))
     status = annotations.get(PREFIX + "connect-inject-status")
     if status:
         return done(False, "already-injected", "already injected", f'{PREFIX}connect-inject-status is "{status}"')

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from generator import quantity
-from generator.annotations import PREFIX, BadValue, Upstream, parse_bool, PodPorts
+from generator.annotations import PREFIX, BadValue, Upstream, parse_bool
 from generator.config import Config, Resources
 from generator.errors import InjectorFault, PodError
 
@@ -68,10 +68,8 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
     if unknown:
         known = ", ".join(config.templates.extras) or "none (define them in connectInject.templates)"
         raise PodError(f'annotation "{PREFIX}extra-templates" names unknown template(s) {", ".join(unknown)}; known extra templates: {known}')
-    default_port = _default_service_port(spec, raw_annotations)
-    service_port = ann.get("connect-service-port")
-    if service_port is None and default_port is not None:
-        service_port = PodPorts(pod).by_name.get(default_port) or int(default_port)
+    default_port, default_number = _default_service_port(spec, raw_annotations)
+    service_port = ann.get("connect-service-port", default_number)
     metrics = ann.get("enable-metrics", config.metrics_default)
     service_metrics_port = ann.get("service-metrics-port", service_port or 0)
     envoy_security = tproxy or not config.openshift
@@ -132,18 +130,20 @@ def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namesp
         raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value "{raw}": {exc}') from None
 
 
-def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str, str]) -> str | None:
-    """The reference writes the first container's first port (name, else number) if unset."""
+def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str, str]) -> tuple[str | None, int | None]:
+    """The reference writes the first container's first port (name, else number) if unset.
+
+    Returns (annotation value to write, port number); (None, None) when nothing is written. The
+    first port of the first container is also what its name resolves to (named ports: first wins).
+    """
     if PREFIX + "connect-service-port" in raw_annotations:
-        return None
+        return None, None
     containers = spec.get("containers") or []
     ports = (containers[0] or {}).get("ports") if containers else None
-    if not ports:
-        return None
-    first = ports[0] or {}
-    if first.get("name"):
-        return str(first["name"])
-    return str(first["containerPort"]) if isinstance(first.get("containerPort"), int) else None
+    if not ports or not isinstance((ports[0] or {}).get("containerPort"), int):
+        return None, None
+    first = ports[0]
+    return str(first.get("name") or first["containerPort"]), first["containerPort"]
 
 
 def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
