@@ -99,9 +99,9 @@ def test_review_typical_pod_cold_template_cache(benchmark, config, record):
     """The first pod of a workload: rendered text is not yet in the YAML parse cache."""
     benchmark.group = "review: typical"
     request = admission(static_server_pod(), "default")
-    clear = getattr(getattr(render, "_parse_yaml", None), "cache_clear", None)
+    clear = getattr(getattr(render, "_parse_cached", None), "cache_clear", None)
     if clear is None:
-        pytest.skip("generator.render has no _parse_yaml cache to clear")
+        pytest.skip("generator.render has no _parse_cached cache to clear")
 
     def setup():
         clear()

@@ -24,6 +24,15 @@ _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit() also accepts "²" and "٨"
+# Bounds on what one pod may ask for, far above real use, so work and output stay small: each
+# upstream adds two env vars to every container, each list item a line of the root init script.
+MAX_UPSTREAMS = 1000
+MAX_LIST_ITEMS = 1000
+MAX_ENVOY_ARGS = 1000
+MAX_TEMPLATES = 32
+# Unknown keys get a did-you-mean for the first few only; the rest are counted in one warning.
+MAX_UNKNOWN_WARNINGS = 20
+_MAX_HINT_KEY = 80  # longer keys are no typo of a known one (the longest is under 45 characters)
 
 
 @dataclass(frozen=True)
@@ -116,43 +125,58 @@ def parse_quantity(raw: str, _ports: PodPorts | None = None) -> str:
 
 
 def parse_args(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
+    """Split like a shell (as shlex.split), stopping past MAX_ENVOY_ARGS tokens."""
+    lexer = shlex.shlex(raw, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    tokens: list[str] = []
     try:
-        return tuple(shlex.split(raw))
+        for token in lexer:
+            if len(tokens) == MAX_ENVOY_ARGS:
+                raise BadValue(f"more than {MAX_ENVOY_ARGS} arguments")
+            tokens.append(token)
     except ValueError as exc:
         raise BadValue(f"cannot split into arguments: {exc}") from None
+    return tuple(tokens)
 
 
-def _items(raw: str) -> list[str]:
-    return [item.strip() for item in raw.split(",") if item.strip()]
+def _items(raw: str, limit: int = MAX_LIST_ITEMS, what: str = "items") -> list[str]:
+    items = [item.strip() for item in raw.split(",") if item.strip()]
+    if len(items) > limit:
+        raise BadValue(f"more than {limit} {what}")
+    return items
 
 
 def parse_port_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
-    for item in _items(raw):
+    items = _items(raw)
+    for item in items:
         if not _DIGITS.match(item) or not 1 <= int(item) <= 65535:
-            raise BadValue(f"{item!r} is not a port number 1-65535")
-    return tuple(_items(raw))
+            raise BadValue(f"{_clip(item)!r} is not a port number 1-65535")
+    return tuple(items)
 
 
 def parse_cidr_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
-    for item in _items(raw):
+    items = _items(raw)
+    for item in items:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise BadValue(f"{item!r} is not an IPv4 or IPv6 address or CIDR") from None
-    return tuple(_items(raw))
+            raise BadValue(f"{_clip(item)!r} is not an IPv4 or IPv6 address or CIDR") from None
+    return tuple(items)
 
 
 def parse_uid_list(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
-    for item in _items(raw):
+    items = _items(raw)
+    for item in items:
         if not _DIGITS.match(item) or int(item) > 2**32 - 2:
-            raise BadValue(f"{item!r} is not a user ID (a non-negative integer)")
-    return tuple(_items(raw))
+            raise BadValue(f"{_clip(item)!r} is not a user ID (a non-negative integer)")
+    return tuple(items)
 
 
 def parse_upstreams(raw: str, ports: PodPorts | None = None) -> tuple[Upstream, ...]:
     """`svc:port[:dc]`, `svc.ns:port`, `prepared_query:name:port`, comma-separated."""
     upstreams = []
-    for entry in _items(raw):
+    for entry in _items(raw, MAX_UPSTREAMS, "upstreams"):
         parts = [p.strip() for p in entry.split(":", 2)]
         if parts[0] == "prepared_query":
             if len(parts) != 3 or not parts[1]:
@@ -186,10 +210,13 @@ _TEMPLATE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 def parse_template_names(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
     """Names of extra templates, in order; whether each exists is checked against the Config."""
-    names = tuple(_items(raw))
+    names = tuple(_items(raw, MAX_TEMPLATES, "template names"))
     for name in names:
         if not _TEMPLATE_NAME.match(name):
-            raise BadValue(f"{name!r} is not a template name (lower-case letters, digits and -)")
+            raise BadValue(f"{_clip(name)!r} is not a template name (lower-case letters, digits and -)")
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise BadValue(f"names {', '.join(twice)} more than once")
     return names
 
 
@@ -307,21 +334,30 @@ def removed_error(annotations: Mapping[str, str]) -> str | None:
 
 
 def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[str]:
-    """A warning per unrecognised `consul.hashicorp.com/` key, with the closest known key."""
+    """A warning per unrecognised `consul.hashicorp.com/` key, with the closest known key.
+
+    Bounded: only the first MAX_UNKNOWN_WARNINGS keys are examined for a hint (difflib is
+    quadratic in key length, and 60,000 keys once took 27 s); the rest are counted in one line."""
     warnings = []
+    more = 0
+    place = f" on {where}" if where else ""
     for full in annotations:
         if not isinstance(full, str) or not full.startswith(PREFIX):
             continue
         key = full[len(PREFIX) :]
         if key in BY_KEY or key in OTHER_KNOWN or (key.startswith(META_PREFIX) and key != META_PREFIX):
             continue
-        place = f" on {where}" if where else ""
+        if len(warnings) == MAX_UNKNOWN_WARNINGS:
+            more += 1
+            continue
         if key in LATER:
             warnings.append(f'annotation "{full}"{place} is not supported by this injector (it arrived in consul-k8s {LATER[key]}) and has no effect')
             continue
-        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.6)
+        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.6) if len(key) <= _MAX_HINT_KEY else []
         suggestion = f'; did you mean "{PREFIX}{hint[0]}"?' if hint else ""
-        warnings.append(f'unknown annotation "{full}"{place} has no effect{suggestion}')
+        warnings.append(f'unknown annotation {_show(_clip(full))}{place} has no effect{suggestion}')
+    if more:
+        warnings.append(f"{more} more unknown {PREFIX} annotations{place} have no effect")
     return warnings
 
 
@@ -335,8 +371,14 @@ def markdown_table() -> str:
 
 
 def _show(raw: Any) -> str:
-    """The value as a double-quoted string with control characters escaped (one-line messages)."""
-    return json.dumps(raw if isinstance(raw, str) else str(raw), ensure_ascii=False)
+    """The value as a double-quoted string with control characters escaped (one-line messages),
+    cut to a readable length."""
+    return json.dumps(_clip(raw if isinstance(raw, str) else str(raw)), ensure_ascii=False)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """`text`, or its first `limit` characters and how long it was: messages stay short."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 if __name__ == "__main__":

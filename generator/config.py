@@ -79,6 +79,7 @@ class Config:
     init_resources: Resources
     consul_sidecar_resources: Resources
     native_sidecar_default: bool
+    image_override_namespaces: frozenset[str]
     templates: Any = field(repr=False, compare=False)
 
     def consul_namespace(self, k8s_namespace: str) -> str:
@@ -219,6 +220,7 @@ def _build(values, release_name, env, resources, extra_args, ca_cert, templates)
         init_resources=resources["init"],
         consul_sidecar_resources=resources["consul_sidecar"],
         native_sidecar_default=bool(g("connectInject.sidecarProxy.nativeSidecar", False)),
+        image_override_namespaces=frozenset(g("connectInject.podOverrides.imageNamespaces", []) or []),
         templates=templates,
     )
 

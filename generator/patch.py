@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
+from generator import overrides as overrides_mod
 from generator.annotations import PREFIX
 from generator.errors import PodError
 from generator.plan import INJECTED_NAMES, Plan
@@ -19,6 +20,7 @@ from generator.render import Injected
 PROBES = (("livenessProbe", 20300), ("readinessProbe", 20400), ("startupProbe", 20500))
 STATUS_KEY = PREFIX + "connect-inject-status"
 MANAGED_BY_KEY = PREFIX + "connect-inject-managed-by"
+ORIGINAL_POD_KEY = PREFIX + "original-pod"
 MANAGED_BY = "consul-k8s-endpoints-controller"
 
 
@@ -60,7 +62,7 @@ def upstream_env(plan: Plan) -> list[dict]:
 
 def pod_annotations(pod: Mapping[str, Any], plan: Plan, enable_namespaces: bool) -> dict[str, str]:
     """The annotations injection writes, in a stable order."""
-    out = {STATUS_KEY: "injected", PREFIX + "original-pod": json.dumps(pod, separators=(",", ":"), ensure_ascii=False)}
+    out = {STATUS_KEY: "injected", ORIGINAL_POD_KEY: json.dumps(pod, separators=(",", ":"), ensure_ascii=False)}
     if plan.default_service_port is not None:
         out[PREFIX + "connect-service-port"] = plan.default_service_port
     if plan.metrics:
@@ -75,9 +77,9 @@ def pod_annotations(pod: Mapping[str, Any], plan: Plan, enable_namespaces: bool)
 def build(pod: Mapping[str, Any], plan: Plan, injected: Injected, annotations: Mapping[str, str]) -> list[dict]:
     """All operations of one injection, applied in order to the pod as received.
 
-    A container the pod already declares under an injected name (`envoy-sidecar`,
-    `consul-connect-inject-init`, ...) is a per-pod override: its fields are merged over the
-    rendered container, which takes its place; the declared entry is removed.
+    A container the pod already declares under an injected sidecar's name (`envoy-sidecar`,
+    `consul-sidecar`) is a per-pod override: its allowed fields are merged over the rendered
+    container, which takes its place; the declared entry is removed (see overrides).
     """
     spec = pod.get("spec") or {}
     metadata = pod.get("metadata")
@@ -91,7 +93,7 @@ def build(pod: Mapping[str, Any], plan: Plan, injected: Injected, annotations: M
                 _append(ops, ("spec", field, index, "env"), container.get("env"), env)
     if plan.tproxy and plan.overwrite_probes:
         ops.extend(_probe_ops(spec.get("containers") or []))
-    merged = {field: [_merge_override(c, overrides) for c in items]
+    merged = {field: [_merge_override(c, overrides, plan) for c in items]
               for field, items in (("initContainers", injected.init_containers), ("containers", injected.containers))}
     _append(ops, ("spec", "initContainers"), spec.get("initContainers"), merged["initContainers"])
     _append(ops, ("spec", "containers"), spec.get("containers"), merged["containers"])
@@ -120,56 +122,12 @@ def _overrides(spec: Mapping[str, Any]) -> dict[str, tuple[str, int, dict]]:
     return found
 
 
-_MAP_FIELDS = ("resources", "securityContext")
-_KEYED_LISTS = {"env": "name", "volumeMounts": "mountPath"}
-# What a pod may override. Not command, args, probes or lifecycle hooks: those would run the pod
-# author's code in the privileged init container, or as Envoy's UID, which transparent proxy never
-# redirects (the reason an application container may not run as 5995 either).
-OVERRIDABLE = ("image", "imagePullPolicy", *_MAP_FIELDS, *_KEYED_LISTS)
-
-
-def _merge_override(rendered: dict, overrides: Mapping[str, tuple[str, int, dict]]) -> dict:
-    """The rendered container with the pod's declared one laid over it, field by field (the Istio
-    way): maps merge key by key, env and volumeMounts merge by name and path, an empty image is
-    ignored. Fields outside OVERRIDABLE are refused with a 400 naming them."""
+def _merge_override(rendered: dict, overrides: Mapping[str, tuple[str, int, dict]], plan: Plan) -> dict:
+    """The rendered container, or the pod's declaration of it laid over it (see overrides)."""
     if rendered.get("name") not in overrides:
         return rendered
     field, index, user = overrides[rendered["name"]]
-    where = f"spec.{field}[{index}]"
-    out = dict(rendered)
-    for key, value in user.items():
-        if key == "name":
-            continue
-        if key not in OVERRIDABLE:
-            raise PodError(f'{where}.{key}: the injected container "{rendered["name"]}" cannot be overridden '
-                           f"in {key}; a pod may override {', '.join(OVERRIDABLE)}")
-        if key in ("image", "imagePullPolicy"):
-            if not isinstance(value, str):
-                raise PodError(f"{where}.{key}: expected a string, got {type(value).__name__}")
-            if value:
-                out[key] = value
-        elif key in _MAP_FIELDS:
-            out[key] = _merge_maps(out.get(key) or {}, value, f"{where}.{key}")
-        else:
-            out[key] = _merge_keyed(out.get(key) or [], value, _KEYED_LISTS[key], f"{where}.{key}")
-    return out
-
-
-def _merge_maps(base: dict, over: Any, where: str) -> dict:
-    if not isinstance(over, dict):
-        raise PodError(f"{where}: expected a map, got {type(over).__name__}")
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge_maps(out[key], value, f"{where}.{key}") if isinstance(out.get(key), dict) and isinstance(value, dict) else value
-    return out
-
-
-def _merge_keyed(base: list, over: Any, key: str, where: str) -> list:
-    if not isinstance(over, list) or not all(isinstance(item, dict) and isinstance(item.get(key), str) for item in over):
-        raise PodError(f"{where}: expected a list of maps, each with a string {key!r}")
-    replaced = {item[key]: item for item in over}
-    out = [replaced.pop(item.get(key), item) for item in base]
-    return out + [item for item in over if item[key] in replaced]
+    return overrides_mod.merge(rendered, user, f"spec.{field}[{index}]", image_allowed=plan.image_overrides, namespace=plan.namespace)
 
 
 def _probe_ops(containers: list[dict]) -> Iterable[dict]:

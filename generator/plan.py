@@ -50,6 +50,7 @@ class Plan:
     sa_token_mount: Mapping[str, Any] | None = field(default=None)
     native_sidecar: bool = False
     extra_templates: tuple[str, ...] = ()
+    image_overrides: bool = False  # may this pod replace a sidecar's image (values, per namespace)
     # Where each layered setting came from ("annotation", "namespace label", "values"), for explain.
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -109,6 +110,7 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
         sa_token_mount=_sa_token_mount(spec, config.auth_method),
         native_sidecar=ann.get("native-sidecar", config.native_sidecar_default),
         extra_templates=extras,
+        image_overrides=bool({"*", namespace} & config.image_override_namespaces),
         sources=sources,
     )
 
@@ -149,9 +151,13 @@ def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str,
 def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
     if ((spec.get("securityContext") or {}).get("runAsUser")) == ENVOY_UID:
         raise PodError(f"pod security context cannot have the same uid as envoy: {ENVOY_UID}")
-    for container in spec.get("containers") or []:
+    # Containers that run beside Envoy: the app's, and init containers with restartPolicy: Always
+    # (native sidecars). Declared injected containers are overrides, checked in overrides.py.
+    running = [*(spec.get("containers") or []),
+               *(c for c in spec.get("initContainers") or [] if (c or {}).get("restartPolicy") == "Always")]
+    for container in running:
         if container.get("name") in INJECTED_NAMES:
-            continue  # a per-pod override of an injected container, not an application container
+            continue
         if ((container or {}).get("securityContext") or {}).get("runAsUser") == ENVOY_UID:
             raise PodError(
                 f'container "{container.get("name", "")}" has runAsUser set to the same uid "{ENVOY_UID}" as envoy which is not allowed'

@@ -12,6 +12,7 @@ The context is small and documented (README "Templates"):
   values  the merged chart values
   const   fixed numbers: envoy_uid 5995, copy_uid 5996, volume name and mount path
 Filters: `shell_quote` (for every value that reaches the init script) and `tojson`.
+Every template, built-in or from values, renders in Jinja's immutable sandbox.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Mapping
 
 import jinja2
 import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from generator import paths
 from generator.errors import ConfigError, InjectorFault, PodError
@@ -62,11 +64,24 @@ def _tojson(value: Any) -> str:
     return _NOT_YAML_PRINTABLE.sub(lambda m: "\\u%04x" % ord(m.group()), text)
 
 
-@lru_cache(maxsize=4096)
+# Rendered text carries pod data (envoy-extra-args, exclusion lists), so the cache is bounded in
+# bytes, not only in entries: texts above _CACHED_TEXT_MAX are parsed each time, so the cache holds
+# at most _CACHE_ENTRIES * _CACHED_TEXT_MAX characters of text (and their small parsed objects).
+_CACHE_ENTRIES = 1024
+_CACHED_TEXT_MAX = 16 * 1024
+
+
+@lru_cache(maxsize=_CACHE_ENTRIES)
+def _parse_cached(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)
+
+
 def _parse_yaml(text: str) -> Any:
     """Rendered text → object. Pods of one workload render the same text, so parsing is cached;
     callers treat the result as read-only."""
-    return yaml.load(text, Loader=_YAML_LOADER)
+    if len(text) > _CACHED_TEXT_MAX:
+        return yaml.load(text, Loader=_YAML_LOADER)
+    return _parse_cached(text)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,7 @@ class Injected:
     volumes: tuple[dict, ...]
     init_containers: tuple[dict, ...]
     containers: tuple[dict, ...]
+    size: int = 0  # characters of rendered text: about the JSON size of what is added
 
 
 def context(config, plan, pod: Mapping[str, Any]) -> dict[str, Any]:
@@ -83,12 +99,23 @@ def context(config, plan, pod: Mapping[str, Any]) -> dict[str, Any]:
     return {"config": config, "plan": plan, "pod": pod, "values": config.values, "const": CONST}
 
 
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Templates come from values files, which CI pipelines lint from contributors: they render
+    sandboxed (no `__` attributes, no mutation of the context) and cannot reach the template
+    machinery itself through `config`."""
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if isinstance(value, (Templates, jinja2.Environment, jinja2.Template)):
+            return False
+        return super().is_safe_attribute(obj, attr, value)
+
+
 class Templates:
     """Compiled templates: the built-ins, with any of them replaced by `connectInject.templates`."""
 
     def __init__(self, overrides: Mapping[str, str]):
         self.overrides = dict(overrides)
-        self.env = jinja2.Environment(
+        self.env = _Sandbox(
             loader=jinja2.FunctionLoader(self._source),
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
@@ -128,9 +155,11 @@ class Templates:
         except Exception as exc:  # any error inside a template is the template's
             raise InjectorFault(f"{self._where(name)}{_template_line(exc, name)}: {type(exc).__name__}: {exc}") from None
 
-    def object(self, name: str, context: Mapping[str, Any]) -> Any:
+    def object(self, name: str, context: Mapping[str, Any], sizes: list[int] | None = None) -> Any:
         """Render one template and parse its YAML (cached by text; do not mutate the result)."""
         text = self.text(name, context)
+        if sizes is not None:
+            sizes.append(len(text))
         try:
             obj = _parse_yaml(text)
         except yaml.YAMLError as exc:
@@ -147,28 +176,31 @@ class Templates:
     def inject(self, config, plan, pod: Mapping[str, Any]) -> "Injected":
         """The objects to add to `pod`, in the order the reference adds them, then the extras."""
         ctx = context(config, plan, pod)
-        sidecars = [self.object("envoy-sidecar", ctx)]
+        sizes: list[int] = []
+        sidecars = [self.object("envoy-sidecar", ctx, sizes)]
         if plan.merging:
-            sidecars.append(self.object("consul-sidecar", ctx))
-        volumes = [self.object("consul-connect-inject-data", ctx)]
-        init = [self.object("copy-consul-bin", ctx), self.object("consul-connect-inject-init", ctx)]
+            sidecars.append(self.object("consul-sidecar", ctx, sizes))
+        volumes = [self.object("consul-connect-inject-data", ctx, sizes)]
+        init = [self.object("copy-consul-bin", ctx, sizes), self.object("consul-connect-inject-init", ctx, sizes)]
         # Native sidecars (Kubernetes 1.29+) start after the init script wrote Envoy's bootstrap.
         containers = [] if plan.native_sidecar else sidecars
         if plan.native_sidecar:
             init.extend(sidecars)
         for name in plan.extra_templates:
-            fragment = self.fragment(name, ctx)
+            fragment = self.fragment(name, ctx, sizes)
             volumes.extend(fragment.get("volumes") or ())
             init.extend(fragment.get("initContainers") or ())
             containers.extend(fragment.get("containers") or ())
-        return Injected(volumes=tuple(volumes), init_containers=tuple(init), containers=tuple(containers))
+        return Injected(volumes=tuple(volumes), init_containers=tuple(init), containers=tuple(containers), size=sum(sizes))
 
-    def fragment(self, name: str, context: Mapping[str, Any]) -> dict:
+    def fragment(self, name: str, context: Mapping[str, Any], sizes: list[int] | None = None) -> dict:
         """Render an extra template: a map of `containers`, `initContainers` and `volumes` lists.
 
         Its failures are answered with 400 naming the template (the pod asked for it)."""
         try:
             text = self.compiled[name].render(context)
+            if sizes is not None:
+                sizes.append(len(text))
             obj = _parse_yaml(text)
         except yaml.YAMLError as exc:
             raise PodError(f"{self._where(name)} rendered invalid YAML: {' '.join(str(exc).split())}") from None

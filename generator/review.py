@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from generator import annotations as ann_mod
-from generator import patch
+from generator import guards, patch
 from generator.config import Config
 from generator.decide import Decision, decide
 from generator.errors import InjectorFault, PodError, ReviewError
@@ -140,11 +140,14 @@ def _text(value: Any) -> str:
 
 def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config: Config,
                namespace_labels: NamespaceLabels) -> tuple[list[dict], Plan]:
-    """Parse the annotations, plan, render the templates and build the patch."""
+    """Check the pod, parse the annotations, plan, render the templates, check the size, build the patch."""
+    guards.check_pod(pod["spec"])
     parsed = ann_mod.parse(annotations, pod)
     plan = make_plan(config, pod, namespace, parsed, annotations, namespace_labels(namespace))
     injected = config.templates.inject(config, plan, pod)
-    return patch.build(pod, plan, injected, patch.pod_annotations(pod, plan, config.enable_namespaces)), plan
+    new_annotations = patch.pod_annotations(pod, plan, config.enable_namespaces)
+    guards.check_size(pod, new_annotations[patch.ORIGINAL_POD_KEY], plan, new_annotations, injected.size)
+    return patch.build(pod, plan, injected, new_annotations), plan
 
 
 def pod_problem(pod: Any) -> str | None:

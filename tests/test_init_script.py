@@ -1,5 +1,6 @@
 """The init script is the compatibility surface with connect-init and the Consul CLI: it must match
-consul-k8s v0.37 line for line (reference §5.4) for the same inputs."""
+consul-k8s v0.37 line for line (reference §5.4) for the same inputs, except for one deliberate
+difference: the Envoy bootstrap is written to a temporary file and renamed into place (`ours()`)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,24 @@ consul-k8s-control-plane connect-init -pod-name=${POD_NAME} -pod-namespace=${POD
   -proxy-uid=5995"""
 
 
+BOOTSTRAP_REFERENCE = "  -bootstrap > /consul/connect-inject/envoy-bootstrap.yaml"
+BOOTSTRAP_OURS = (
+    '  -bootstrap > "${bootstrap}"\n'
+    'chmod 0644 "${bootstrap}"\n'
+    "rm -f /consul/connect-inject/envoy-bootstrap.yaml\n"
+    'mv -f "${bootstrap}" /consul/connect-inject/envoy-bootstrap.yaml'
+)
+
+
+def ours(reference: str) -> str:
+    """The reference script with the bootstrap written without following a planted symlink."""
+    assert reference.count(BOOTSTRAP_REFERENCE) == 1
+    reference = reference.replace(
+        "# Generate the envoy bootstrap code\n",
+        '# Generate the envoy bootstrap code\nbootstrap="$(mktemp /consul/connect-inject/envoy-bootstrap.yaml.XXXXXX)"\n')
+    return reference.replace(BOOTSTRAP_REFERENCE, BOOTSTRAP_OURS)
+
+
 def _web_pod(annotations: dict[str, str]) -> dict:
     containers = [{"name": "web", "image": "web", "ports": [{"name": "http", "containerPort": 8080}], "volumeMounts": [SA_MOUNT]}]
     return make_pod(annotations, containers=containers, serviceAccountName="web")
@@ -54,7 +73,7 @@ def _web_pod(annotations: dict[str, str]) -> dict:
 
 def test_default_script_matches_reference_exactly():
     pod = inject(make_pod({P + "transparent-proxy": "false"}))
-    assert init_script(pod) == REFERENCE_DEFAULT
+    assert init_script(pod) == ours(REFERENCE_DEFAULT)
 
 
 def test_maximal_script_matches_reference_exactly():
@@ -66,7 +85,7 @@ def test_maximal_script_matches_reference_exactly():
         "global.adminPartitions.name=non-default",
     )
     pod = inject(_web_pod({P + "connect-service": "web"}), config, namespace="k8snamespace")
-    assert init_script(pod) == REFERENCE_MAXIMAL
+    assert init_script(pod) == ours(REFERENCE_MAXIMAL)
 
 
 def test_script_starts_with_newline_and_has_no_trailing_newline():
@@ -100,7 +119,7 @@ def test_metrics_merging_adds_prometheus_flags_in_reference_order():
         '  -proxy-id="$(cat /consul/connect-inject/proxyid)" \\\n'
         '  -prometheus-scrape-path="/m" \\\n'
         '  -prometheus-backend-port="20123" \\\n'
-        "  -bootstrap > /consul/connect-inject/envoy-bootstrap.yaml"
+        '  -bootstrap > "${bootstrap}"'
     ) in script
 
 

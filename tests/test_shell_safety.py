@@ -7,8 +7,9 @@ reference D6). The tests here:
 - render pods and values carrying hostile text, check the script with `sh -n` and with `shlex`;
 - EXECUTE the rendered script with stub `consul-k8s-control-plane` and `consul` binaries that record
   their argv, in a temp dir, and assert each value reached its stub as one literal argv element and
-  that no marker file was created (PATH holds only the stubs plus cat/touch/id, so a payload that did
-  run could create its marker, while `rm` is not even on PATH);
+  that no marker file was created (PATH holds only the stubs plus what the script runs and
+  cat/touch/id, so a payload that did run could create its marker);
+- run the script against a symlink planted at the Envoy bootstrap's path (it must not write through it);
 - deny (400, naming the annotation) the values that fail validation;
 - check `shell_quote` over arbitrary text with hypothesis.
 """
@@ -88,7 +89,9 @@ class Sandbox:
         self._stub(self.mount / "consul")
         (self.mount / "proxyid").write_text("web-sidecar-proxy")
         (root / "victim").write_text("still here")
-        for tool in ("cat", "touch", "id"):  # what a payload needs to leave a mark; no rm
+        # What a payload needs to leave a mark, and what the script itself runs (the bootstrap
+        # is written to a temporary file and renamed into place).
+        for tool in ("cat", "touch", "id", "mktemp", "chmod", "rm", "mv"):
             os.symlink(shutil.which(tool), self.bin / tool)
         self.before = self._tree()
 
@@ -147,6 +150,31 @@ def call(calls: list[list[str]], *prefix: str) -> list[str]:
 def assert_argv_element(calls: list[list[str]], prefix: tuple[str, ...], element: str) -> None:
     argv = call(calls, *prefix)
     assert element in argv, f"{element!r} did not reach {prefix[0]} as one argv element: {argv}"
+
+
+def test_bootstrap_is_not_written_through_a_planted_symlink(sandbox):
+    """Reproducer: a symlink at envoy-bootstrap.yaml pointing at a root-owned file outside the
+    volume. The script writes a new file in the volume and renames it over the link."""
+    _, script = injected_script(pod(), load_config())
+    link = sandbox.mount / "envoy-bootstrap.yaml"
+    link.symlink_to(sandbox.root / "victim")
+    sandbox.before.add("ci/envoy-bootstrap.yaml")
+    calls = sandbox.run(script)
+    assert call(calls, "consul", "connect", "envoy")[-1] == "-bootstrap"
+    assert (sandbox.root / "victim").read_text() == "still here"
+    assert not link.is_symlink() and link.is_file()
+    assert stat.S_IMODE(link.stat().st_mode) == 0o644  # Envoy (UID 5995) reads what root wrote
+    assert sorted(p.name for p in sandbox.mount.iterdir()) == ["consul", "envoy-bootstrap.yaml", "proxyid"]
+
+
+def test_a_directory_planted_at_the_bootstrap_path_fails_the_init_container(sandbox):
+    _, script = injected_script(pod(), load_config())
+    (sandbox.mount / "envoy-bootstrap.yaml").mkdir()
+    text = script.replace(MOUNT, str(sandbox.mount))
+    proc = subprocess.run(["/bin/sh", "-ec", text], env={"PATH": str(sandbox.bin), "STUB_RECORD": str(sandbox.record)},
+                          cwd=sandbox.root, capture_output=True, timeout=30)
+    assert proc.returncode != 0  # fails closed: nothing is moved into the directory
+    assert list((sandbox.mount / "envoy-bootstrap.yaml").iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Refusals that protect the injected containers and the webhook itself, checked before rendering.
+
+- The shared volume is the injector's: the author's init containers run before the injected ones
+  (and native sidecars beside them), so a pod container that mounts `consul-connect-inject-data`,
+  or a pod volume of that name, could plant a symlink or swap the `consul` binary the root init
+  script runs. Such a pod is refused, naming the container.
+- Work and output stay bounded by the input: every upstream adds two env vars to every container,
+  so a small pod could ask for a huge patch. The size of the injected pod is estimated before
+  anything is built, and a pod the API server could not store is refused with the figures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from generator import overrides
+from generator.errors import PodError
+from generator.plan import Plan
+
+VOLUME = "consul-connect-inject-data"
+MOUNT_PATH = "/consul/connect-inject"
+# The API server stores an object of at most 1.5 MiB (etcd's request limit) and metadata.annotations
+# of at most 256 KiB (keys and values, counted in bytes).
+MAX_POD_BYTES = 1536 * 1024
+MAX_ANNOTATION_BYTES = 256 * 1024
+
+
+def check_pod(spec: Mapping[str, Any]) -> None:
+    """PodError for a declared injected init container, or a pod that declares the injected volume
+    or mounts it (or anything at its path)."""
+    for field in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(field) or []):
+            overrides.check_declared(container.get("name"), f"spec.{field}[{index}]")
+    for index, volume in enumerate(spec.get("volumes") or []):
+        if volume.get("name") == VOLUME:
+            raise PodError(f'spec.volumes[{index}]: a pod cannot declare a volume named "{VOLUME}"; the injector '
+                           f"adds it and only the injected containers may use it")
+    for field in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(field) or []):
+            for m_index, mount in enumerate(container.get("volumeMounts") or []):
+                path = mount.get("mountPath")
+                if mount.get("name") == VOLUME or (isinstance(path, str) and _under(path, MOUNT_PATH)):
+                    raise PodError(
+                        f'spec.{field}[{index}].volumeMounts[{m_index}]: container "{container.get("name")}" cannot '
+                        f'mount the injected volume "{VOLUME}" or anything at {MOUNT_PATH}: it holds the files the '
+                        f"privileged init container runs and writes"
+                    )
+
+
+def _under(path: str, root: str) -> bool:
+    path = "/" + path.strip("/")
+    return path == root or path.startswith(root + "/")
+
+
+def check_size(pod: Mapping[str, Any], pod_json: str, plan: Plan, new_annotations: Mapping[str, str],
+               rendered_bytes: int) -> None:
+    """PodError when the injected pod would exceed what the API server stores, from figures known
+    before the patch is built: the pod, the annotations injection writes, the rendered containers
+    and the upstream env vars it adds to every container."""
+    metadata = pod.get("metadata") or {}
+    annotations = {**(metadata.get("annotations") or {}), **new_annotations}
+    annotation_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    if annotation_bytes > MAX_ANNOTATION_BYTES:
+        raise PodError(
+            f"the injected pod's annotations would be {annotation_bytes} bytes, more than the {MAX_ANNOTATION_BYTES} "
+            f"Kubernetes stores (injection writes the pod as received into the annotation "
+            f"consul.hashicorp.com/original-pod); make the pod spec smaller"
+        )
+    spec = pod.get("spec") or {}
+    containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+    per_container = sum(_env_bytes(u.env_prefix) for u in plan.upstreams if u.env_prefix)
+    total = len(pod_json.encode()) + annotation_bytes + containers * per_container + rendered_bytes
+    if total > MAX_POD_BYTES:
+        raise PodError(
+            f"the injected pod would be about {total} bytes, more than the {MAX_POD_BYTES} the API server stores: "
+            f"{len(plan.upstreams)} upstreams add {per_container} bytes of env vars to each of {containers} containers"
+        )
+
+
+def _env_bytes(prefix: str) -> int:
+    """JSON size of the two env vars one upstream adds to a container."""
+    host = {"name": f"{prefix}_CONNECT_SERVICE_HOST", "value": "127.0.0.1"}
+    port = {"name": f"{prefix}_CONNECT_SERVICE_PORT", "value": "65535"}
+    return len(json.dumps(host)) + len(json.dumps(port)) + 2
