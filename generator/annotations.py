@@ -355,7 +355,7 @@ def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[st
             continue
         hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.6) if len(key) <= _MAX_HINT_KEY else []
         suggestion = f'; did you mean "{PREFIX}{hint[0]}"?' if hint else ""
-        warnings.append(f'unknown annotation {_show(_clip(full))}{place} has no effect{suggestion}')
+        warnings.append(f'unknown annotation {_show(full)}{place} has no effect{suggestion}')
     if more:
         warnings.append(f"{more} more unknown {PREFIX} annotations{place} have no effect")
     return warnings
