@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import yamale
 import yaml
 
-from generator import helmvalues, paths, quantity
+from generator import helmvalues, paths, quantity, yamlio
 from generator.annotations import BadValue, parse_args
 from generator.errors import ConfigError
 
@@ -98,7 +98,7 @@ def read_values_file(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read values file: {exc.strerror or exc}"]) from exc
     try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = yamlio.load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {_one_line(str(exc))}"]) from exc
     if data is None:

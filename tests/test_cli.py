@@ -136,3 +136,45 @@ def test_inject_and_explain_refuse_garbage_objects_without_a_traceback(tmp_path)
         proc = cli(command, "-f", str(stream))
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert "metadata.annotations: expected a map of strings" in proc.stderr + proc.stdout
+
+
+# --- YAML alias bombs (security review, issue 8 finding 12) ------------------------------------
+
+def _alias_bomb(indent: str, levels: int = 9) -> str:
+    """The 'billion laughs': each level repeats the previous one 9 times (9**levels strings)."""
+    lines = [f'{indent}l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, levels):
+        lines.append(f"{indent}l{level}: &l{level} [" + ",".join([f"*l{level - 1}"] * 9) + "]")
+    return "\n".join(lines)
+
+
+def test_check_values_refuses_an_alias_bomb_under_a_values_key(tmp_path):
+    """Reproducer: a 591-byte file under k8sDenyNamespaces used 1.4 GB."""
+    values = tmp_path / "bomb.yaml"
+    values.write_text("anchors:\n" + _alias_bomb("  ") + "\nconnectInject:\n  k8sDenyNamespaces: *l8\n")
+    assert values.stat().st_size < 1024
+    proc = cli("check-values", "--values", str(values))
+    assert proc.returncode == 1
+    assert "YAML aliases expand this document by more than 100000 nodes" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_inject_and_explain_refuse_an_alias_bomb_in_a_manifest(tmp_path):
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\n  labels:\n" + _alias_bomb("    ") +
+                        "\nspec:\n  containers: [{name: web, image: w}]\n")
+    for command in ("inject", "explain"):
+        proc = cli(command, "-f", str(manifest))
+        assert proc.returncode == 1, proc.stderr
+        assert f"{manifest} is not valid YAML: YAML aliases expand this document by more than 100000 nodes" in proc.stderr
+
+
+def test_anchors_as_people_use_them_still_load(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("connectInject:\n  sidecarProxy:\n    resources:\n      requests: &r {cpu: 100m, memory: 64Mi}\n"
+                      "      limits: *r\n  initContainer:\n    resources:\n      requests: *r\n      limits: *r\n")
+    assert cli("check-values", "--values", str(values)).returncode == 0
+    recursive = tmp_path / "recursive.yaml"
+    recursive.write_text("connectInject:\n  k8sDenyNamespaces: &a [*a]\n")
+    proc = cli("check-values", "--values", str(recursive))
+    assert proc.returncode == 1 and "connectInject.k8sDenyNamespaces" in proc.stdout + proc.stderr

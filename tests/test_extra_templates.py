@@ -102,3 +102,34 @@ def test_check_values_reports_a_broken_extra_template(tmp_path):
 
 def test_bad_template_name_in_annotation():
     assert "is not a template name" in denial(run(make_pod({P + "extra-templates": "Log_Shipper"})))[1]
+
+
+# --- templates render sandboxed (security review, issue 8 finding 6) ---------------------------
+
+ESCAPES = [
+    "{{ cycler.__init__.__globals__.os.system('touch ' ~ marker) }}",
+    "{{ config.__class__.__init__.__globals__['os'].system('touch ' ~ marker) }}",
+    "{{ config.templates.env.from_string(\"{{ 1 }}\").render() }}",
+    "{% set x = plan.upstreams.__class__ %}{{ x.__subclasses__() }}",
+    "{{ pod.spec.containers.append(1) }}",
+]
+
+
+@pytest.mark.parametrize("body", ESCAPES)
+def test_check_values_never_runs_code_from_a_values_file(tmp_path, body):
+    """Reproducer: a contributed values file whose template reached `os` ran `id` in CI's
+    `check-values`. Every template renders in Jinja's immutable sandbox: the file is refused,
+    naming the template, and nothing runs."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "pwned"
+    values = tmp_path / "contributed.yaml"
+    template = "{% set marker = " + repr(str(marker)) + " %}name: envoy-sidecar\nimage: e\nx: '" + body + "'\n"
+    values.write_text(yaml.safe_dump({"connectInject": {"templates": {"envoy-sidecar": template}}}))
+    proc = subprocess.run([sys.executable, "-m", "generator", "check-values", "--values", str(values)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "connectInject.templates.envoy-sidecar" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not marker.exists()
