@@ -29,6 +29,7 @@ _DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit() also accepts
 MAX_UPSTREAMS = 1000
 MAX_LIST_ITEMS = 1000
 MAX_ENVOY_ARGS = 1000
+MAX_ENVOY_ARGS_CHARS = 16 * 1024  # shlex reads a character at a time (about 3 µs each)
 MAX_TEMPLATES = 32
 # Unknown keys get a did-you-mean for the first few only; the rest are counted in one warning.
 MAX_UNKNOWN_WARNINGS = 20
@@ -126,6 +127,8 @@ def parse_quantity(raw: str, _ports: PodPorts | None = None) -> str:
 
 def parse_args(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
     """Split like a shell (as shlex.split), stopping past MAX_ENVOY_ARGS tokens."""
+    if len(raw) > MAX_ENVOY_ARGS_CHARS:
+        raise BadValue(f"longer than {MAX_ENVOY_ARGS_CHARS} characters")
     lexer = shlex.shlex(raw, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""

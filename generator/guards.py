@@ -15,6 +15,7 @@ import json
 from typing import Any, Mapping
 
 from generator import overrides
+from generator.patch import ORIGINAL_POD_KEY
 from generator.errors import PodError
 from generator.plan import Plan
 
@@ -53,24 +54,27 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def check_size(pod: Mapping[str, Any], pod_json: str, plan: Plan, new_annotations: Mapping[str, str],
-               rendered_bytes: int) -> None:
-    """PodError when the injected pod would exceed what the API server stores, from figures known
-    before the patch is built: the pod, the annotations injection writes, the rendered containers
-    and the upstream env vars it adds to every container."""
-    metadata = pod.get("metadata") or {}
-    annotations = {**(metadata.get("annotations") or {}), **new_annotations}
-    annotation_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
-    if annotation_bytes > MAX_ANNOTATION_BYTES:
+def check_annotations(annotations: Mapping[str, str], original: str) -> None:
+    """PodError when the pod's annotations plus the `original-pod` copy of the pod (`original`)
+    exceed what Kubernetes stores; checked before any annotation is parsed."""
+    total = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    total += len(ORIGINAL_POD_KEY) + len(original.encode())
+    if total > MAX_ANNOTATION_BYTES:
         raise PodError(
-            f"the injected pod's annotations would be {annotation_bytes} bytes, more than the {MAX_ANNOTATION_BYTES} "
-            f"Kubernetes stores (injection writes the pod as received into the annotation "
-            f"consul.hashicorp.com/original-pod); make the pod spec smaller"
+            f"the injected pod's annotations would be {total} bytes, more than the {MAX_ANNOTATION_BYTES} "
+            f"Kubernetes stores (injection writes the pod as received into the annotation {ORIGINAL_POD_KEY}); "
+            f"make the pod spec smaller"
         )
+
+
+def check_size(pod: Mapping[str, Any], original: str, plan: Plan, rendered_bytes: int) -> None:
+    """PodError when the injected pod would exceed what the API server stores, from figures known
+    before the patch is built: the pod and its `original-pod` copy, the rendered containers and
+    the upstream env vars injection adds to every container."""
     spec = pod.get("spec") or {}
     containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
     per_container = sum(_env_bytes(u.env_prefix) for u in plan.upstreams if u.env_prefix)
-    total = len(pod_json.encode()) + annotation_bytes + containers * per_container + rendered_bytes
+    total = 2 * len(original.encode()) + containers * per_container + rendered_bytes
     if total > MAX_POD_BYTES:
         raise PodError(
             f"the injected pod would be about {total} bytes, more than the {MAX_POD_BYTES} the API server stores: "

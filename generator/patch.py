@@ -60,9 +60,14 @@ def upstream_env(plan: Plan) -> list[dict]:
     return env
 
 
-def pod_annotations(pod: Mapping[str, Any], plan: Plan, enable_namespaces: bool) -> dict[str, str]:
-    """The annotations injection writes, in a stable order."""
-    out = {STATUS_KEY: "injected", ORIGINAL_POD_KEY: json.dumps(pod, separators=(",", ":"), ensure_ascii=False)}
+def original_pod(pod: Mapping[str, Any]) -> str:
+    """The pod as received, as the `original-pod` annotation holds it."""
+    return json.dumps(pod, separators=(",", ":"), ensure_ascii=False)
+
+
+def pod_annotations(original: str, plan: Plan, enable_namespaces: bool) -> dict[str, str]:
+    """The annotations injection writes, in a stable order (`original` from original_pod())."""
+    out = {STATUS_KEY: "injected", ORIGINAL_POD_KEY: original}
     if plan.default_service_port is not None:
         out[PREFIX + "connect-service-port"] = plan.default_service_port
     if plan.metrics:

@@ -68,7 +68,7 @@ def _tojson(value: Any) -> str:
 # bytes, not only in entries: texts above _CACHED_TEXT_MAX are parsed each time, so the cache holds
 # at most _CACHE_ENTRIES * _CACHED_TEXT_MAX characters of text (and their small parsed objects).
 _CACHE_ENTRIES = 1024
-_CACHED_TEXT_MAX = 16 * 1024
+_CACHED_TEXT_MAX = 8 * 1024
 
 
 @lru_cache(maxsize=_CACHE_ENTRIES)
@@ -102,12 +102,26 @@ def context(config, plan, pod: Mapping[str, Any]) -> dict[str, Any]:
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Templates come from values files, which CI pipelines lint from contributors: they render
     sandboxed (no `__` attributes, no mutation of the context) and cannot reach the template
-    machinery itself through `config`."""
+    machinery itself through `config`.
+
+    Jinja's verdict on an attribute depends only on the object's type and the attribute's name
+    (and ours on the value's type), so it is cached: the checks otherwise cost more than the
+    rest of a render. The cache is bounded (`attr` could be given names from pod data)."""
+
+    _CACHE_MAX = 1024
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._verdicts: dict[tuple[type, str, type], bool] = {}
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(value, (Templates, jinja2.Environment, jinja2.Template)):
-            return False
-        return super().is_safe_attribute(obj, attr, value)
+        key = (type(obj), attr, type(value))
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = not isinstance(value, (Templates, jinja2.Environment, jinja2.Template)) and super().is_safe_attribute(obj, attr, value)
+            if len(self._verdicts) < self._CACHE_MAX:
+                self._verdicts[key] = verdict
+        return verdict
 
 
 class Templates:

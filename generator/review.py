@@ -140,13 +140,18 @@ def _text(value: Any) -> str:
 
 def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config: Config,
                namespace_labels: NamespaceLabels) -> tuple[list[dict], Plan]:
-    """Check the pod, parse the annotations, plan, render the templates, check the size, build the patch."""
+    """Check the pod, parse the annotations, plan, render the templates, check the size, build the patch.
+
+    The checks that bound work come first: nothing is parsed or rendered for a pod whose
+    annotations the API server could not store once injection adds the pod as received."""
     guards.check_pod(pod["spec"])
+    original = patch.original_pod(pod)
+    guards.check_annotations(annotations, original)
     parsed = ann_mod.parse(annotations, pod)
     plan = make_plan(config, pod, namespace, parsed, annotations, namespace_labels(namespace))
     injected = config.templates.inject(config, plan, pod)
-    new_annotations = patch.pod_annotations(pod, plan, config.enable_namespaces)
-    guards.check_size(pod, new_annotations[patch.ORIGINAL_POD_KEY], plan, new_annotations, injected.size)
+    new_annotations = patch.pod_annotations(original, plan, config.enable_namespaces)
+    guards.check_size(pod, original, plan, injected.size)
     return patch.build(pod, plan, injected, new_annotations), plan
 
 

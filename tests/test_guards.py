@@ -13,7 +13,7 @@ import json
 import pytest
 
 from engine_helpers import P, admission, denial, inject, load_config, make_pod, run
-from generator.annotations import MAX_ENVOY_ARGS, MAX_LIST_ITEMS, MAX_UNKNOWN_WARNINGS, MAX_UPSTREAMS
+from generator.annotations import MAX_ENVOY_ARGS, MAX_ENVOY_ARGS_CHARS, MAX_LIST_ITEMS, MAX_UNKNOWN_WARNINGS, MAX_UPSTREAMS
 from generator.guards import MAX_ANNOTATION_BYTES, MAX_POD_BYTES
 from generator.review import review
 
@@ -104,9 +104,13 @@ def test_many_upstreams_on_a_small_pod_still_inject():
 
 
 def test_envoy_extra_args_beyond_the_cap_are_refused():
-    """Reproducer: envoy-extra-args with 500k tokens took 358 MiB."""
-    code, message = denial(run(_pod(annotations={P + "envoy-extra-args": "-l " * 250_000})))
+    """Reproducer: envoy-extra-args with 500k tokens took 358 MiB (now refused by size first)."""
+    code, message = denial(run(_pod(annotations={P + "envoy-extra-args": "-l " * 500_000})))
+    assert code == 400 and message.startswith("the injected pod's annotations would be ")
+    code, message = denial(run(_pod(annotations={P + "envoy-extra-args": "-l " * (MAX_ENVOY_ARGS + 1)})))
     assert code == 400 and f"more than {MAX_ENVOY_ARGS} arguments" in message
+    code, message = denial(run(_pod(annotations={P + "envoy-extra-args": "--x=" + "a" * MAX_ENVOY_ARGS_CHARS})))
+    assert code == 400 and f"longer than {MAX_ENVOY_ARGS_CHARS} characters" in message
     out = inject(_pod(annotations={P + "envoy-extra-args": "--concurrency 2 " * 10}))
     assert out["spec"]["containers"][1]["command"][3:5] == ["--concurrency", "2"]
 
@@ -121,6 +125,8 @@ def test_extra_template_named_many_times_is_refused():
     """Reproducer: the same extra template named 500k times took 6 s and 377 MiB."""
     config = load_config("connectInject.templates.log-shipper=containers: [{name: logs, image: l}]")
     code, message = denial(run(_pod(annotations={P + "extra-templates": ",".join(["log-shipper"] * 500_000)}), config))
+    assert code == 400 and message.startswith("the injected pod's annotations would be ")
+    code, message = denial(run(_pod(annotations={P + "extra-templates": ",".join(["log-shipper"] * 33)}), config))
     assert code == 400 and "more than 32 template names" in message
     code, message = denial(run(_pod(annotations={P + "extra-templates": "log-shipper,log-shipper"}), config))
     assert code == 400 and "names log-shipper more than once" in message
