@@ -27,6 +27,7 @@ run: $(STAMP)
 # Benchmarks that print figures (not timed tests).
 bench: $(STAMP)
 	$(PY) benchmarks/load_server.py
+	$(PY) benchmarks/memory_worst_cases.py
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,max,rounds --benchmark-sort=name
 
 # Regenerate tests/golden/*.injected.yaml after a deliberate behaviour change; review the diff.
