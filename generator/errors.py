@@ -17,9 +17,16 @@ class ConfigError(Exception):
 
 
 class PodError(Exception):
-    """The pod cannot be injected because of what its author wrote (answered with 400)."""
+    """The pod cannot be injected because of what its author wrote (answered with 400).
+
+    `reason` is the kebab-case code logs, metrics and `explain` show: `bad-annotation` unless the
+    refusal is about something else the pod carries."""
 
     code = 400
+
+    def __init__(self, message: str, reason: str = "bad-annotation"):
+        super().__init__(message)
+        self.reason = reason
 
 
 class InjectorFault(Exception):

@@ -36,7 +36,7 @@ def check_pod(spec: Mapping[str, Any]) -> None:
     for index, volume in enumerate(spec.get("volumes") or []):
         if volume.get("name") == VOLUME:
             raise PodError(f'spec.volumes[{index}]: a pod cannot declare a volume named "{VOLUME}"; the injector '
-                           f"adds it and only the injected containers may use it")
+                           f"adds it and only the injected containers may use it", "shared-volume")
     for field in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(field) or []):
             for m_index, mount in enumerate(container.get("volumeMounts") or []):
@@ -45,7 +45,7 @@ def check_pod(spec: Mapping[str, Any]) -> None:
                     raise PodError(
                         f'spec.{field}[{index}].volumeMounts[{m_index}]: container "{container.get("name")}" cannot '
                         f'mount the injected volume "{VOLUME}" or anything at {MOUNT_PATH}: it holds the files the '
-                        f"privileged init container runs and writes"
+                        f"privileged init container runs and writes", "shared-volume"
                     )
 
 
@@ -63,7 +63,7 @@ def check_annotations(annotations: Mapping[str, str], original: str) -> None:
         raise PodError(
             f"the injected pod's annotations would be {total} bytes, more than the {MAX_ANNOTATION_BYTES} "
             f"Kubernetes stores (injection writes the pod as received into the annotation {ORIGINAL_POD_KEY}); "
-            f"make the pod spec smaller"
+            f"make the pod spec smaller", "too-large"
         )
 
 
@@ -78,7 +78,8 @@ def check_size(pod: Mapping[str, Any], original: str, plan: Plan, rendered_bytes
     if total > MAX_POD_BYTES:
         raise PodError(
             f"the injected pod would be about {total} bytes, more than the {MAX_POD_BYTES} the API server stores: "
-            f"{len(plan.upstreams)} upstreams add {per_container} bytes of env vars to each of {containers} containers"
+            f"{len(plan.upstreams)} upstreams add {per_container} bytes of env vars to each of {containers} containers",
+            "too-large",
         )
 
 

@@ -24,6 +24,13 @@ from typing import Any, Mapping
 
 from generator.errors import PodError
 
+class OverrideRefused(PodError):
+    """A declared injected container asks for what a pod may not change."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "forbidden-override")
+
+
 INIT_NAMES = ("copy-consul-bin", "consul-connect-inject-init")
 SIDECAR_NAMES = ("envoy-sidecar", "consul-sidecar")
 SIDECAR_FIELDS = ("image", "imagePullPolicy", "resources", "securityContext", "env")
@@ -44,7 +51,7 @@ _CAPABILITY = re.compile(r"^[A-Za-z_]{1,64}$")
 def check_declared(name: str, where: str) -> None:
     """A declared container named like an injected init container is refused outright."""
     if name in INIT_NAMES:
-        raise PodError(
+        raise OverrideRefused(
             f'{where}: a pod cannot declare the injected init container "{name}": the init containers set up '
             f"the pod's network as root, so only the administrator configures them (connectInject values and templates)"
         )
@@ -58,13 +65,13 @@ def merge(rendered: dict, user: Mapping[str, Any], where: str, *, image_allowed:
         if key == "name":
             continue
         if key not in SIDECAR_FIELDS:
-            raise PodError(f'{where}.{key}: the injected container "{name}" cannot be overridden in {key}; '
+            raise OverrideRefused(f'{where}.{key}: the injected container "{name}" cannot be overridden in {key}; '
                            f"a pod may override {', '.join(SIDECAR_FIELDS)}")
         if key == "image":
             out.update(_image(value, where, name, image_allowed, namespace))
         elif key == "imagePullPolicy":
             if value not in _PULL_POLICIES:
-                raise PodError(f"{where}.imagePullPolicy: expected one of {', '.join(_PULL_POLICIES)}, got {_show(value)}")
+                raise OverrideRefused(f"{where}.imagePullPolicy: expected one of {', '.join(_PULL_POLICIES)}, got {_show(value)}")
             out[key] = value
         elif key == "resources":
             out[key] = _merge_maps(out.get(key) or {}, value, f"{where}.resources")
@@ -77,11 +84,11 @@ def merge(rendered: dict, user: Mapping[str, Any], where: str, *, image_allowed:
 
 def _image(value: Any, where: str, name: str, allowed: bool, namespace: str) -> dict:
     if not isinstance(value, str):
-        raise PodError(f"{where}.image: expected a string, got {type(value).__name__}")
+        raise OverrideRefused(f"{where}.image: expected a string, got {type(value).__name__}")
     if not value:
         return {}  # "" keeps the rendered image
     if not allowed:
-        raise PodError(f'{where}.image: pods in namespace "{namespace}" may not replace the image of "{name}" '
+        raise OverrideRefused(f'{where}.image: pods in namespace "{namespace}" may not replace the image of "{name}" '
                        f"(an administrator allows it with connectInject.podOverrides.imageNamespaces)")
     return {"image": value}
 
@@ -89,30 +96,30 @@ def _image(value: Any, where: str, name: str, allowed: bool, namespace: str) -> 
 def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str) -> dict:
     """Only fields that keep the user and group and add no capability or privilege."""
     if not isinstance(over, dict):
-        raise PodError(f"{where}: expected a map, got {type(over).__name__}")
+        raise OverrideRefused(f"{where}: expected a map, got {type(over).__name__}")
     out = dict(base)
     for key, value in over.items():
         here = f"{where}.{key}"
         if key in ("runAsUser", "runAsGroup"):
             if key not in base or value != base[key] or isinstance(value, bool):
                 current = f"is {base[key]}" if key in base else "is not set"
-                raise PodError(f'{here}: a pod cannot change the user or group of "{name}" (it {current}), got {_show(value)}')
+                raise OverrideRefused(f'{here}: a pod cannot change the user or group of "{name}" (it {current}), got {_show(value)}')
         elif key in ("privileged", "allowPrivilegeEscalation"):
             _only(value, False, here)
         elif key == "runAsNonRoot":
             _only(value, True, here)
         elif key == "readOnlyRootFilesystem":
             if not isinstance(value, bool):
-                raise PodError(f"{here}: expected true or false, got {_show(value)}")
+                raise OverrideRefused(f"{here}: expected true or false, got {_show(value)}")
         elif key == "capabilities":
             value = _capabilities(value, here)
         elif key in ("seccompProfile", "appArmorProfile"):
             if not isinstance(value, dict) or value.get("type") not in _SAFE_PROFILES or set(value) - {"type", "localhostProfile"}:
-                raise PodError(f"{here}: expected a profile of type {' or '.join(_SAFE_PROFILES)}, got {_show(value)}")
+                raise OverrideRefused(f"{here}: expected a profile of type {' or '.join(_SAFE_PROFILES)}, got {_show(value)}")
         elif key == "procMount":
             _only(value, "Default", here)
         else:
-            raise PodError(f'{here}: a pod cannot set {key} on "{name}"; it may set runAsNonRoot: true, privileged: false, '
+            raise OverrideRefused(f'{here}: a pod cannot set {key} on "{name}"; it may set runAsNonRoot: true, privileged: false, '
                            f"allowPrivilegeEscalation: false, readOnlyRootFilesystem, capabilities.drop, "
                            f"seccompProfile, appArmorProfile, procMount: Default")
         out[key] = value
@@ -121,36 +128,36 @@ def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str)
 
 def _only(value: Any, allowed: Any, where: str) -> None:
     if value is not allowed and not (isinstance(allowed, str) and value == allowed):
-        raise PodError(f"{where}: a pod may only set {_show(allowed)} here, got {_show(value)}")
+        raise OverrideRefused(f"{where}: a pod may only set {_show(allowed)} here, got {_show(value)}")
 
 
 def _capabilities(value: Any, where: str) -> dict:
     if not isinstance(value, dict) or set(value) - {"add", "drop"}:
-        raise PodError(f"{where}: expected a map with drop (a list of capability names), got {_show(value)}")
+        raise OverrideRefused(f"{where}: expected a map with drop (a list of capability names), got {_show(value)}")
     if value.get("add"):
-        raise PodError(f"{where}.add: a pod cannot add capabilities to an injected container, got {_show(value['add'])}")
+        raise OverrideRefused(f"{where}.add: a pod cannot add capabilities to an injected container, got {_show(value['add'])}")
     drop = value.get("drop") or []
     if not isinstance(drop, list) or not all(isinstance(c, str) and _CAPABILITY.match(c) for c in drop):
-        raise PodError(f"{where}.drop: expected a list of capability names, got {_show(drop)}")
+        raise OverrideRefused(f"{where}.drop: expected a list of capability names, got {_show(drop)}")
     return {"drop": drop} if drop else {}
 
 
 def _env(base: list, over: Any, where: str, name: str) -> list:
     """Merge by name; loader and shell variables and the container's own are refused."""
     if not isinstance(over, list) or not all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in over):
-        raise PodError(f"{where}: expected a list of maps, each with a string 'name'")
+        raise OverrideRefused(f"{where}: expected a list of maps, each with a string 'name'")
     own = {item.get("name") for item in base}
     for index, item in enumerate(over):
         var = item["name"]
         if var in own or var in _RESERVED_ENV or var.startswith(_RESERVED_ENV_PREFIXES):
             why = f'"{name}" sets it itself' if var in own else "it changes what the process loads or runs"
-            raise PodError(f"{where}[{index}].name: a pod cannot set {_show(var)} on \"{name}\": {why}")
+            raise OverrideRefused(f"{where}[{index}].name: a pod cannot set {_show(var)} on \"{name}\": {why}")
     return [*base, *over]
 
 
 def _merge_maps(base: dict, over: Any, where: str) -> dict:
     if not isinstance(over, dict):
-        raise PodError(f"{where}: expected a map, got {type(over).__name__}")
+        raise OverrideRefused(f"{where}: expected a map, got {type(over).__name__}")
     out = dict(base)
     for key, value in over.items():
         out[key] = _merge_maps(out[key], value, f"{where}.{key}") if isinstance(out.get(key), dict) and isinstance(value, dict) else value

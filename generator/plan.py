@@ -129,7 +129,7 @@ def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namesp
     try:
         return parse_bool(raw)
     except BadValue as exc:
-        raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value "{raw}": {exc}') from None
+        raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value "{raw}": {exc}', "bad-namespace-label") from None
 
 
 def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str, str]) -> tuple[str | None, int | None]:
@@ -150,7 +150,7 @@ def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str,
 
 def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
     if ((spec.get("securityContext") or {}).get("runAsUser")) == ENVOY_UID:
-        raise PodError(f"pod security context cannot have the same uid as envoy: {ENVOY_UID}")
+        raise PodError(f"pod security context cannot have the same uid as envoy: {ENVOY_UID}", "envoy-uid")
     # Containers that run beside Envoy: the app's, and init containers with restartPolicy: Always
     # (native sidecars). Declared injected containers are overrides, checked in overrides.py.
     running = [*(spec.get("containers") or []),
@@ -160,7 +160,8 @@ def _check_envoy_uid(spec: Mapping[str, Any]) -> None:
             continue
         if ((container or {}).get("securityContext") or {}).get("runAsUser") == ENVOY_UID:
             raise PodError(
-                f'container "{container.get("name", "")}" has runAsUser set to the same uid "{ENVOY_UID}" as envoy which is not allowed'
+                f'container "{container.get("name", "")}" has runAsUser set to the same uid "{ENVOY_UID}" as envoy which is not allowed',
+                "envoy-uid",
             )
 
 
@@ -194,6 +195,7 @@ def _sa_token_mount(spec: Mapping[str, Any], auth_method: str) -> Mapping[str, A
     if found is None:
         raise PodError(
             f"ACL auth method {auth_method!r} needs the service account token, but no container mounts it at "
-            f"{SA_TOKEN_PATH} (is automountServiceAccountToken false on the pod or its service account?)"
+            f"{SA_TOKEN_PATH} (is automountServiceAccountToken false on the pod or its service account?)",
+            "missing-token-mount",
         )
     return {key: found[key] for key in ("name", "readOnly", "mountPath") if key in found}

@@ -32,7 +32,7 @@ class ReviewResult:
 
     review: dict
     outcome: str  # injected | skipped | denied | error
-    reason: str  # a decide.REASONS code, or bad-request / bad-annotation / internal-error
+    reason: str  # a decide.REASONS code, bad-request, a PodError's reason, injector-fault or internal-error
     warnings: tuple[str, ...]
     namespace: str
     name: str
@@ -115,7 +115,7 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
         response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
         return answer(response, "injected", decision.reason, ops, plan)
     except PodError as exc:
-        return deny(400, str(exc), "denied", "bad-annotation")
+        return deny(400, str(exc), "denied", exc.reason)
     except InjectorFault as exc:
         log.error("cannot inject pod %s/%s: %s", namespace, name, exc)
         return deny(500, str(exc), "error", "injector-fault")
