@@ -95,7 +95,8 @@ def pod_sites(obj: Any, namespace: str | None) -> Iterator[PodSite]:
             yield from pod_sites(item, namespace)
         return
     own_ns = _map(obj.get("metadata")).get("namespace")
-    pod_ns = namespace or (own_ns if isinstance(own_ns, str) and own_ns else "default")
+    # Like kubectl: an object's own namespace wins; --namespace is for objects that name none.
+    pod_ns = (own_ns if isinstance(own_ns, str) and own_ns else None) or namespace or "default"
     if kind == "Pod":
         yield PodSite(describe(obj), obj, None, pod_ns)
     elif kind in TEMPLATE_PATHS and isinstance(_dig(obj, TEMPLATE_PATHS[kind]), dict):

@@ -178,3 +178,18 @@ def test_anchors_as_people_use_them_still_load(tmp_path):
     recursive.write_text("connectInject:\n  k8sDenyNamespaces: &a [*a]\n")
     proc = cli("check-values", "--values", str(recursive))
     assert proc.returncode == 1 and "connectInject.k8sDenyNamespaces" in proc.stdout + proc.stderr
+
+
+def test_namespace_flag_is_for_objects_that_name_none(tmp_path):
+    """`explain -n kube-system` on a Deployment of `default` once explained it as in kube-system."""
+    manifest = tmp_path / "apps.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n"
+        "spec:\n  template:\n    metadata:\n      annotations: {consul.hashicorp.com/connect-inject: 'true'}\n"
+        "    spec:\n      containers: [{name: web, image: w}]\n"
+        "---\napiVersion: v1\nkind: Pod\nmetadata: {name: loose, annotations: {consul.hashicorp.com/connect-inject: 'true'}}\n"
+        "spec:\n  containers: [{name: web, image: w}]\n")
+    proc = cli("explain", "-f", str(manifest), "-n", "kube-system", "--output", "json")
+    reports = {r["object"]: r for r in json.loads(proc.stdout)}
+    assert reports["Deployment/web"]["namespace"] == "default" and reports["Deployment/web"]["outcome"] == "injected"
+    assert reports["Pod/loose"]["namespace"] == "kube-system" and reports["Pod/loose"]["reason"] == "kube-system"
