@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import jsonpatch
 
+from generator import serviceaccount
 from generator.annotations import PREFIX, TABLE
 
 # Where each workload kind keeps its pod template.
@@ -43,14 +44,20 @@ class PodSite:
     namespace: str
 
     def pod(self) -> dict:
-        """The Pod the API server would review for this site."""
+        """The Pod the API server would review for this site: a copy, with what its
+        ServiceAccount admission plugin adds before any webhook runs."""
         if self.path is None:
-            return self.obj
-        template = _dig(self.obj, self.path)
-        return {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template.get("metadata") or {}), "spec": template.get("spec")}
+            pod = copy.deepcopy(self.obj)
+        else:
+            template = _dig(self.obj, self.path)
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": copy.deepcopy(template.get("metadata") or {}),
+                   "spec": copy.deepcopy(template.get("spec"))}
+        serviceaccount.add(pod)
+        return pod
 
     def store(self, pod: dict) -> None:
-        """Write an injected pod back where it came from."""
+        """Write an injected pod back where it came from, without the plugin's additions."""
+        serviceaccount.remove(pod)
         if self.path is None:
             self.obj.clear()
             self.obj.update(pod)

@@ -193,3 +193,31 @@ def test_namespace_flag_is_for_objects_that_name_none(tmp_path):
     reports = {r["object"]: r for r in json.loads(proc.stdout)}
     assert reports["Deployment/web"]["namespace"] == "default" and reports["Deployment/web"]["outcome"] == "injected"
     assert reports["Pod/loose"]["namespace"] == "kube-system" and reports["Pod/loose"]["reason"] == "kube-system"
+
+
+def test_inject_with_acls_sees_the_token_the_api_server_mounts(tmp_path):
+    """With manageSystemACLs, every real manifest was refused ("needs the service account token"):
+    the API server's ServiceAccount plugin mounts it before any webhook. inject/explain now do
+    the same, and the printed workload does not carry that addition."""
+    acls = ("--set", "global.acls.manageSystemACLs=true")
+    proc = cli("inject", "-f", str(ROOT / "examples" / "static-server.yaml"), *acls)
+    assert proc.returncode == 0, proc.stderr
+    deployment = next(d for d in yaml.safe_load_all(proc.stdout) if d["kind"] == "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    assert "consul-connect-inject-init" in [c["name"] for c in spec["initContainers"]]
+    printed = json.dumps(deployment)
+    assert "kube-api-access" not in printed and "/var/run/secrets/kubernetes.io/serviceaccount" not in printed
+    original = json.loads(deployment["spec"]["template"]["metadata"]["annotations"][P + "original-pod"])
+    assert "volumes" not in original["spec"]
+    explained = json.loads(cli("explain", "-f", str(ROOT / "examples" / "static-server.yaml"), *acls, "--output", "json").stdout)
+    assert [r["outcome"] for r in explained if r["object"].startswith("Deployment/")] == ["injected"]
+
+
+def test_inject_with_acls_and_no_automount_is_refused_with_its_own_reason(tmp_path):
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: web, annotations: {consul.hashicorp.com/connect-inject: 'true'}}\n"
+                        "spec:\n  automountServiceAccountToken: false\n  containers: [{name: web, image: w}]\n")
+    proc = cli("explain", "-f", str(manifest), "--set", "global.acls.manageSystemACLs=true", "--output", "json")
+    (report,) = json.loads(proc.stdout)
+    assert report["outcome"] == "denied" and report["reason"] == "missing-token-mount"
+    assert "automountServiceAccountToken false" in report["message"]
