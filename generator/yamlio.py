@@ -1,4 +1,13 @@
-"""YAML in and out: multi-document streams, readable block scalars for scripts, and no alias bombs.
+"""YAML in and out as Kubernetes reads it: multi-document streams, no alias bombs, and output that
+every YAML reader reads back to the same JSON.
+
+Reading: kubectl and Helm turn YAML into JSON with sigs.k8s.io/yaml (go-yaml v2 rules), not PyYAML's
+YAML 1.1: an unquoted date or `23:59` is a string, `1e3` is a number, `0o17` is 15 and `y`/`n` are
+booleans. `KubeLoader` resolves plain scalars the same way, so `inject` sees what the API server
+would.
+
+Writing: a string that any common reader (YAML 1.1 as PyYAML, go-yaml v2 as kubectl, YAML 1.2 core)
+would take for something else (`"y"`, `"1e3"`, `"0o17"`, `"2021-11-15"`) is written quoted.
 
 Every YAML file a user hands us (values files, manifests) is read here. YAML aliases let a few
 hundred bytes stand for gigabytes once expanded (the "billion laughs"): PyYAML builds them as shared
@@ -9,12 +18,95 @@ MAX_ALIAS_EXPANSION nodes is refused.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Iterable, TextIO
 
 import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import BaseResolver
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+_Parser = getattr(yaml, "CParser", None)
+
+
+def _resolver(name: str, rules: list[tuple[str, str, str]]) -> type[BaseResolver]:
+    """A resolver class with exactly `rules` (tag, regex, first characters) for plain scalars."""
+    cls = type(name, (BaseResolver,), {"yaml_implicit_resolvers": {}})
+    for tag, pattern, first in rules:
+        cls.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern, re.X), list(first))
+    return cls
+
+
+_DIGITS = "-+0123456789."
+# go-yaml v2, as sigs.k8s.io/yaml (kubectl, Helm, the API server) uses it. Timestamps and base 60
+# are strings there; numbers may carry underscores (removed before parsing).
+KubeResolver = _resolver("KubeResolver", [
+    ("bool", r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$", "yYnNtTfFoO"),
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN\0"),
+    ("int", r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$", _DIGITS),
+    ("float", r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9_]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", _DIGITS),
+    ("merge", r"^<<$", "<"),
+])
+# YAML 1.2 core schema (what 1.2 readers such as go-yaml v3 and ruamel.yaml use).
+Core12Resolver = _resolver("Core12Resolver", [
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", "~nN\0"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", _DIGITS),
+    ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", _DIGITS),
+])
+
+
+class KubeConstructor(SafeConstructor):
+    """Values for KubeResolver's tags, parsed as Go's strconv would (base prefixes, leading-0 octal)."""
+
+    def construct_kube_bool(self, node: yaml.Node) -> bool:
+        return self.construct_scalar(node).lower() in ("y", "yes", "true", "on")
+
+    def construct_kube_int(self, node: yaml.Node) -> int | float:
+        text = self.construct_scalar(node).replace("_", "")
+        digits = text.lstrip("+-")
+        if re.fullmatch(r"0[0-7]+", digits):
+            value = int(digits, 8)
+            return -value if text.startswith("-") else value
+        try:
+            return int(text, 0)
+        except ValueError:  # "08": not an int to Go either, but a float
+            return float(text)
+
+    def construct_kube_float(self, node: yaml.Node) -> float:
+        text = self.construct_scalar(node).replace("_", "").lower()
+        if text.lstrip("+-") == ".inf":
+            return float("-inf") if text.startswith("-") else float("inf")
+        return float("nan") if text == ".nan" else float(text)
+
+
+KubeConstructor.add_constructor("tag:yaml.org,2002:bool", KubeConstructor.construct_kube_bool)
+KubeConstructor.add_constructor("tag:yaml.org,2002:int", KubeConstructor.construct_kube_int)
+KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.construct_kube_float)
+
+
+if _Parser is not None:
+    class KubeLoader(_Parser, KubeConstructor, KubeResolver):  # type: ignore[misc,valid-type]
+        """libyaml's parser with Kubernetes' scalar rules."""
+
+        def __init__(self, stream: str) -> None:
+            _Parser.__init__(self, stream)
+            KubeConstructor.__init__(self)
+            KubeResolver.__init__(self)
+else:  # pragma: no cover - PyYAML without libyaml
+    class KubeLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer,  # type: ignore[no-redef]
+                     KubeConstructor, KubeResolver):
+        def __init__(self, stream: str) -> None:
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            KubeConstructor.__init__(self)
+            KubeResolver.__init__(self)
+
+
+_Loader = KubeLoader
 MAX_ALIAS_EXPANSION = 100_000  # nodes added by aliases; real files with anchors add a few hundred
 
 
@@ -82,9 +174,20 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
     pass
 
 
+_READERS = (yaml.resolver.Resolver(), KubeResolver(), Core12Resolver())
+
+
+def ambiguous(value: str) -> bool:
+    """Would some reader (YAML 1.1, go-yaml v2, YAML 1.2 core) take this plain scalar for a non-string?"""
+    return any(r.resolve(yaml.ScalarNode, value, (True, False)) != _STR for r in _READERS)
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value and not any(line != line.rstrip() for line in value.split("\n")) else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    if "\n" in value and not any(line != line.rstrip() for line in value.split("\n")):
+        style: str | None = "|"
+    else:  # PyYAML quotes what YAML 1.1 would misread itself; the other readers' cases are added
+        style = "'" if ambiguous(value) else None
+    return dumper.represent_scalar(_STR, value, style=style)
 
 
 _Dumper.add_representer(str, _str)
