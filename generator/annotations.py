@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from generator import quantity
-from generator.errors import PodError
 
 PREFIX = "consul.hashicorp.com/"
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _DIGITS = re.compile(r"^[0-9]{1,10}$")  # ASCII only: str.isdigit() also accepts "²" and "٨"
+_PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # the shape of a container port name
 # Bounds on what one pod may ask for, far above real use, so work and output stay small: each
 # upstream adds two env vars to every container, each list item a line of the root init script.
 MAX_UPSTREAMS = 1000
@@ -44,6 +44,7 @@ class Upstream:
     port: int
     datacenter: str = ""
     prepared_query: bool = False
+    missing_port: str = ""  # a port name no container has: v0.37 dropped such an entry
 
     @property
     def env_prefix(self) -> str | None:
@@ -111,6 +112,14 @@ def _port(raw: str, ports: PodPorts | None, low: int, high: int, *, named: bool 
 
 def parse_port(raw: str, ports: PodPorts | None = None) -> int:
     return _port(raw, ports, 1, 65535)
+
+
+def parse_service_port(raw: str, ports: PodPorts | None = None) -> int:
+    """`connect-service-port`: one port (several, comma-separated, came in consul-k8s 0.41)."""
+    if "," in raw:
+        raise BadValue("several ports per pod (comma-separated, with one connect-service each) came in consul-k8s 0.41; "
+                       "this injector follows v0.37: one service port per pod")
+    return parse_port(raw, ports)
 
 
 def parse_unprivileged_port(raw: str, ports: PodPorts | None = None) -> int:
@@ -184,24 +193,33 @@ def parse_upstreams(raw: str, ports: PodPorts | None = None) -> tuple[Upstream, 
         if parts[0] == "prepared_query":
             if len(parts) != 3 or not parts[1]:
                 raise BadValue(f"entry {entry!r} must be prepared_query:<name>:<port>")
-            upstreams.append(Upstream(parts[1], _upstream_port(entry, parts[2], ports), prepared_query=True))
+            upstreams.append(_upstream(parts[1], _upstream_port(entry, parts[2], ports), prepared_query=True))
             continue
         if len(parts) < 2 or not parts[0]:
             raise BadValue(f"entry {entry!r} must be <service>:<port>[:<datacenter>]")
         if len(parts) == 3 and not parts[2]:
             raise BadValue(f"entry {entry!r} has an empty datacenter")
-        upstream = Upstream(parts[0], _upstream_port(entry, parts[1], ports), parts[2] if len(parts) == 3 else "")
+        upstream = _upstream(parts[0], _upstream_port(entry, parts[1], ports), parts[2] if len(parts) == 3 else "")
         if not _ENV_NAME.match(upstream.env_prefix or ""):
             raise BadValue(f"entry {entry!r}: service name {parts[0]!r} cannot form an environment variable name")
         upstreams.append(upstream)
     return tuple(upstreams)
 
 
-def _upstream_port(entry: str, text: str, ports: PodPorts | None) -> int:
+def _upstream_port(entry: str, text: str, ports: PodPorts | None) -> int | str:
+    """The port, or the port name when no container has it (the entry is then dropped, as v0.37 did)."""
     try:
         return parse_port(text, ports)
     except BadValue as exc:
-        raise BadValue(f"entry {entry!r}: port {text!r} {exc}") from None
+        if ports is not None and _PORT_NAME.match(text) and go_int(text) is None:
+            return text
+        raise BadValue(f"entry {_clip(entry)!r}: port {_clip(text)!r} {exc}") from None
+
+
+def _upstream(name: str, port: int | str, datacenter: str = "", prepared_query: bool = False) -> Upstream:
+    if isinstance(port, str):
+        return Upstream(name, 0, datacenter, prepared_query, missing_port=port)
+    return Upstream(name, port, datacenter, prepared_query)
 
 
 def parse_string(raw: str, _ports: PodPorts | None = None) -> str:
@@ -253,7 +271,7 @@ TABLE: tuple[Spec, ...] = (
     Spec("connect-inject", "bool", "`connectInject.default`", "Inject this pod (`true`) or never (`false`).", parse_bool),
     Spec("connect-inject-status", "written", "set on injection", "`injected` once injected; a pod carrying it is not injected again."),
     Spec("connect-service", "string", "the Kubernetes Service name", "Consul service name; with ACLs also passed to `connect-init` as `-service-name`.", parse_string),
-    Spec("connect-service-port", "port or port name", "first port of the first container (written if absent)", "Port the application listens on; also the default `service-metrics-port`.", parse_port),
+    Spec("connect-service-port", "port or port name", "first port of the first container (written if absent)", "Port the application listens on; also the default `service-metrics-port`.", parse_service_port, empty_is_unset=True),
     Spec("connect-service-upstreams", "upstream list", "none", "Comma-separated `service:port[:datacenter]`, `service.namespace:port` or `prepared_query:name:port`; each service gets `<NAME>_CONNECT_SERVICE_HOST`/`_PORT` env vars.", parse_upstreams),
     Spec("service-tags", "string", "none", "Comma-separated tags of the Consul service and its proxy.", parse_string),
     Spec("connect-service-tags", "string", "none", "Deprecated alias of `service-tags` (appended after them).", parse_string),
@@ -295,21 +313,35 @@ LATER: dict[str, str] = {
     "prometheus-cert-file": "0.46", "prometheus-key-file": "0.46", "consul-sidecar-user-volume": "0.46",
     "consul-sidecar-user-volume-mount": "0.46", "transparent-proxy-status": "0.48", "redirect-traffic-config": "0.48",
     "use-proxy-health-check": "1.1", "enable-sidecar-proxy-lifecycle": "1.1",
+    "enable-sidecar-proxy-lifecycle-shutdown-drain-listeners": "1.1", "sidecar-proxy-lifecycle-shutdown-grace-period-seconds": "1.1",
+    "sidecar-proxy-lifecycle-startup-grace-period-seconds": "1.1", "sidecar-proxy-lifecycle-graceful-port": "1.1",
+    "sidecar-proxy-lifecycle-graceful-shutdown-path": "1.1", "sidecar-proxy-lifecycle-graceful-startup-path": "1.1",
+    "sidecar-proxy-startup-failure-seconds": "1.x", "sidecar-proxy-liveness-failure-seconds": "1.x",
+    "proxy-config-map": "1.x", "gateway-kind": "1.x", "gateway-consul-service-name": "1.x",
+    "mesh-gateway-container-port": "1.x", "gateway-wan-address-source": "1.x", "gateway-wan-address-static": "1.x",
+    "gateway-wan-port": "1.x", "gateway-namespace": "1.x", "peering-version": "1.x", "consul-k8s-version": "1.x",
+    "connect-k8s-version": "1.x", "enable-consul-dataplane-as-sidecar": "1.x",
 }
 _KNOWN_KEYS = [spec.key for spec in TABLE if spec.key != META_PREFIX]
 # Written by the chart on its own pods; not for pod authors, but not unknown either.
 OTHER_KNOWN = ("config-checksum",)
 
 
-def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> dict[str, Any]:
-    """Parse every known annotation present; raise PodError naming each bad key and value.
+class Parsed(dict):
+    """Annotation keys (without the prefix) to parsed values; absent or empty-means-unset
+    annotations are left out. `errors` holds, per key, why a value was refused: the plan decides
+    which are fatal (v0.37 never read some values in some configurations)."""
 
-    The result maps annotation keys (without the prefix) to parsed values; absent or
-    empty-means-unset annotations are left out.
-    """
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+
+
+def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> Parsed:
+    """Parse every known annotation present, recording each bad key and value in `errors`."""
     ports = PodPorts(pod)
-    parsed: dict[str, Any] = {}
-    errors: list[str] = []
+    parsed = Parsed()
+    errors = parsed.errors
     for full, raw in annotations.items():
         if not full.startswith(PREFIX):
             continue
@@ -319,12 +351,9 @@ def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> dict[str, A
         try:
             parsed[spec.key] = spec.parse(raw if isinstance(raw, str) else str(raw), ports)
         except BadValue as exc:
-            errors.append(f'annotation "{full}" has invalid value {_show(raw)}: {exc}')
-    meta = {full[len(PREFIX + META_PREFIX) :]: raw for full, raw in annotations.items() if full.startswith(PREFIX + META_PREFIX)}
-    if "" in meta:
-        errors.append(f'annotation "{PREFIX}{META_PREFIX}" has no meta key after "{META_PREFIX}"')
-    if errors:
-        raise PodError("; ".join(errors))
+            errors[spec.key] = f'annotation "{full}" has invalid value {_show(raw)}: {exc}'
+    if PREFIX + META_PREFIX in annotations:
+        errors[META_PREFIX] = f'annotation "{PREFIX}{META_PREFIX}" has no meta key after "{META_PREFIX}"'
     return parsed
 
 
@@ -356,7 +385,7 @@ def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[st
         if key in LATER:
             warnings.append(f'annotation "{full}"{place} is not supported by this injector (it arrived in consul-k8s {LATER[key]}) and has no effect')
             continue
-        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.6) if len(key) <= _MAX_HINT_KEY else []
+        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1, cutoff=0.8) if len(key) <= _MAX_HINT_KEY else []
         suggestion = f'; did you mean "{PREFIX}{hint[0]}"?' if hint else ""
         warnings.append(f'unknown annotation {_show(full)}{place} has no effect{suggestion}')
     if more:

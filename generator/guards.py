@@ -15,9 +15,9 @@ import json
 from typing import Any, Mapping
 
 from generator import overrides
-from generator.patch import ORIGINAL_POD_KEY
+from generator.patch import ORIGINAL_POD_KEY, STATUS_KEY
 from generator.errors import PodError
-from generator.plan import Plan
+from generator.plan import INJECTED_NAMES, Plan
 
 VOLUME = "consul-connect-inject-data"
 MOUNT_PATH = "/consul/connect-inject"
@@ -30,6 +30,14 @@ MAX_ANNOTATION_BYTES = 256 * 1024
 def check_pod(spec: Mapping[str, Any]) -> None:
     """PodError for a declared injected init container, or a pod that declares the injected volume
     or mounts it (or anything at its path)."""
+    names = {c.get("name") for field in ("initContainers", "containers") for c in spec.get(field) or []}
+    if set(overrides.INIT_NAMES) <= names:  # injection always adds both
+        present = ", ".join(n for n in INJECTED_NAMES if n in names)
+        raise PodError(
+            f"the pod looks already injected (it has the injected containers {present}) but has no "
+            f"{STATUS_KEY} annotation, so it would be injected twice; restore the annotation, or create the "
+            f"pod from its original spec", "looks-injected"
+        )
     for field in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(field) or []):
             overrides.check_declared(container.get("name"), f"spec.{field}[{index}]")

@@ -50,6 +50,7 @@ class Plan:
     sa_token_mount: Mapping[str, Any] | None = field(default=None)
     native_sidecar: bool = False
     extra_templates: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # for the response: values v0.37 ignored, settings turned off
     image_overrides: bool = False  # may this pod replace a sidecar's image (values, per namespace)
     # Where each layered setting came from ("annotation", "namespace label", "values"), for explain.
     sources: Mapping[str, str] = field(default_factory=dict)
@@ -60,32 +61,48 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
     """Resolve every setting for `pod`; PodError for what its author got wrong."""
     spec = pod.get("spec") or {}
     sources: dict[str, str] = {}
+    warnings: list[str] = []
     tproxy = _layered(ann, "transparent-proxy", ns_labels, namespace, config.tproxy_default, sources)
     consul_dns = _layered(ann, "consul-dns", ns_labels, namespace, config.consul_dns_default, sources)
     for key in ("enable-metrics", "enable-metrics-merging", "transparent-proxy-overwrite-probes", "native-sidecar"):
         sources[key] = "annotation" if key in ann else "values"
+    errors = dict(getattr(ann, "errors", {}))
+    default_port, default_number = _default_service_port(spec, raw_annotations)
+    if "connect-service-port" in errors and "service-metrics-port" in ann:
+        warnings.append(errors.pop("connect-service-port") + " (ignored: service-metrics-port is set, and the injector reads "
+                        "connect-service-port only as its default, as v0.37 did)")
+    service_port = ann.get("connect-service-port", default_number)
+    metrics = ann.get("enable-metrics", config.metrics_default)
+    service_metrics_port = ann.get("service-metrics-port", service_port or 0)
+    merging = bool(metrics and ann.get("enable-metrics-merging", config.merging_default) and service_metrics_port > 0)
+    if "merged-metrics-port" in errors and not merging:
+        warnings.append(errors.pop("merged-metrics-port") + " (ignored: metrics merging is off for this pod, as v0.37 did)")
+    if errors:
+        raise PodError("; ".join(errors.values()))
     extras = ann.get("extra-templates", ())
     unknown = [name for name in extras if name not in config.templates.extras]
     if unknown:
         known = ", ".join(config.templates.extras) or "none (define them in connectInject.templates)"
         raise PodError(f'annotation "{PREFIX}extra-templates" names unknown template(s) {", ".join(unknown)}; known extra templates: {known}')
-    default_port, default_number = _default_service_port(spec, raw_annotations)
-    service_port = ann.get("connect-service-port", default_number)
-    metrics = ann.get("enable-metrics", config.metrics_default)
-    service_metrics_port = ann.get("service-metrics-port", service_port or 0)
+    upstreams = _upstreams(ann.get("connect-service-upstreams", ()), warnings)
+    tproxy = _host_network_tproxy(spec, tproxy, sources, warnings)
     envoy_security = tproxy or not config.openshift
     if envoy_security:
         _check_envoy_uid(spec)
     if consul_dns and tproxy and not config.dns_ip:
-        raise InjectorFault(
-            f"Consul DNS is enabled for this pod but the environment variable {config.dns_env_var} is not set "
-            f"(the injector reads the Consul DNS Service IP from it)"
-        )
+        where = {"annotation": f'the annotation "{PREFIX}consul-dns"',
+                 "namespace label": f'the label "{PREFIX}consul-dns" of namespace "{namespace}"'}.get(sources["consul-dns"])
+        problem = (f"Consul DNS cannot be used: the injector's environment variable {config.dns_env_var} (the Consul DNS "
+                   f"Service IP) is not set")
+        if where:  # the pod (or its namespace) asked for what this installation does not have
+            raise PodError(f"{where} asks for Consul DNS, but this installation has none: {config.dns_env_var} is not set "
+                           f"in the injector (is dns.enabled off in the Consul release?)", "consul-dns-unavailable")
+        raise InjectorFault(f"{problem} (dns.enabled and dns.enableRedirection turn it on for every pod)")
     return Plan(
         namespace=namespace,
         service_port=service_port,
         default_service_port=default_port,
-        upstreams=ann.get("connect-service-upstreams", ()),
+        upstreams=upstreams,
         tproxy=tproxy,
         overwrite_probes=ann.get("transparent-proxy-overwrite-probes", config.overwrite_probes_default),
         consul_dns=consul_dns,
@@ -95,7 +112,7 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
         exclude_outbound_cidrs=ann.get("transparent-proxy-exclude-outbound-cidrs", ()),
         exclude_uids=ann.get("transparent-proxy-exclude-uids", ()),
         metrics=metrics,
-        merging=bool(metrics and ann.get("enable-metrics-merging", config.merging_default) and service_metrics_port > 0),
+        merging=merging,
         merged_metrics_port=ann.get("merged-metrics-port", config.merged_metrics_port),
         prometheus_scrape_port=ann.get("prometheus-scrape-port", config.prometheus_scrape_port),
         prometheus_scrape_path=ann.get("prometheus-scrape-path", config.prometheus_scrape_path),
@@ -110,9 +127,37 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
         sa_token_mount=_sa_token_mount(spec, config.auth_method),
         native_sidecar=ann.get("native-sidecar", config.native_sidecar_default),
         extra_templates=extras,
+        warnings=tuple(warnings),
         image_overrides=bool({"*", namespace} & config.image_override_namespaces),
         sources=sources,
     )
+
+
+def _upstreams(upstreams: tuple[Upstream, ...], warnings: list[str]) -> tuple[Upstream, ...]:
+    """Entries whose port names no container port are dropped, with a warning (v0.37 dropped them)."""
+    kept = []
+    for upstream in upstreams:
+        if upstream.missing_port:
+            warnings.append(f'annotation "{PREFIX}connect-service-upstreams": entry for "{upstream.name}" is ignored: '
+                            f'no container of this pod has a port named "{upstream.missing_port}"')
+        else:
+            kept.append(upstream)
+    return tuple(kept)
+
+
+def _host_network_tproxy(spec: Mapping[str, Any], tproxy: bool, sources: dict[str, str], warnings: list[str]) -> bool:
+    """Transparent proxy on a hostNetwork pod would write iptables rules into the node's network
+    namespace: refused when the pod asks for it, turned off (with a warning) when it is a default."""
+    if not tproxy or spec.get("hostNetwork") is not True:
+        return tproxy
+    if sources.get("transparent-proxy") == "annotation":
+        raise PodError(f'annotation "{PREFIX}transparent-proxy" is "true" on a pod with hostNetwork: true: its traffic '
+                       f"redirection rules would be written into the node's network namespace and capture the node's "
+                       f"traffic; use transparent-proxy \"false\" for host-network pods", "host-network")
+    warnings.append(f"transparent proxy is off for this pod: it has hostNetwork: true, and redirection rules would be "
+                    f"written into the node's network namespace (default from the {sources.get('transparent-proxy')})")
+    sources["transparent-proxy"] = "hostNetwork"
+    return False
 
 
 def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namespace: str, default: bool,

@@ -111,6 +111,7 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
             message = f"Pod {metadata.get('name') or ''} does not require injection"
             return answer({"allowed": True, "status": {"code": 200, "message": message}}, "skipped", decision.reason)
         ops, plan = inject_ops(pod, namespace, annotations, config, namespace_labels)
+        warnings = warnings + plan.warnings
         encoded = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
         response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
         return answer(response, "injected", decision.reason, ops, plan)

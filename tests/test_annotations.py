@@ -13,7 +13,7 @@ BAD_VALUES = [
     ("connect-service-port", "nosuchport", "container port"),
     ("connect-service-port", "70000", "not in the range 1-65535"),
     ("connect-service-upstreams", "foo", "<service>:<port>"),
-    ("connect-service-upstreams", "svc:notaport", "port 'notaport'"),
+    ("connect-service-upstreams", "svc:99999", "port '99999'"),
     ("connect-service-upstreams", "prepared_query:x", "prepared_query:<name>:<port>"),
     ("connect-service-upstreams", "svc:1234:", "empty datacenter"),
     ("connect-service-upstreams", "sv/c:1234", "environment variable"),
@@ -44,7 +44,8 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("key,value,why", BAD_VALUES, ids=[f"{k}={v}" for k, v, _ in BAD_VALUES])
 def test_bad_value_is_a_400_naming_key_and_value(key, value, why):
-    code, message = denial(run(make_pod({P + key: value})))
+    merging = load_config("connectInject.metrics.defaultEnabled=true", "connectInject.metrics.defaultEnableMerging=true")
+    code, message = denial(run(make_pod({P + key: value}), merging))
     assert code == 400
     assert f'"{P}{key}"' in message and value in message and why in message
 

@@ -217,9 +217,24 @@ def test_bad_namespace_label_names_the_namespace_and_label():
     assert code == 400 and '"ns1"' in message and f'"{P}consul-dns"' in message and '"maybe"' in message
 
 
-def test_consul_dns_without_the_dns_ip_is_our_fault_500():
-    code, message = denial(run(make_pod({P + "consul-dns": "true"})))
-    assert code == 500 and "CONSUL_CONSUL_DNS_SERVICE_HOST" in message
+def test_consul_dns_from_values_without_the_dns_ip_is_our_fault_500():
+    result = run(make_pod(), load_config("dns.enableRedirection=true"))
+    code, message = denial(result)
+    assert code == 500 and result.reason == "injector-fault" and "CONSUL_CONSUL_DNS_SERVICE_HOST" in message
+
+
+def test_consul_dns_asked_by_the_pod_without_the_dns_ip_is_a_400_naming_the_annotation():
+    result = run(make_pod({P + "consul-dns": "true"}))
+    code, message = denial(result)
+    assert code == 400 and result.reason == "consul-dns-unavailable"
+    assert message.startswith(f'the annotation "{P}consul-dns" asks for Consul DNS, but this installation has none: '
+                              "CONSUL_CONSUL_DNS_SERVICE_HOST is not set"), message
+
+
+def test_consul_dns_asked_by_the_namespace_label_names_the_label():
+    result = run(make_pod(), labels={"default": {P + "consul-dns": "true"}})
+    code, message = denial(result)
+    assert code == 400 and message.startswith(f'the label "{P}consul-dns" of namespace "default" asks for Consul DNS')
 
 
 def test_dns_redirection_from_values_uses_the_release_fullname():

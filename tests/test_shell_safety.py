@@ -316,7 +316,9 @@ def test_every_annotation_with_hostile_text_is_denied_or_harmless(spec):
                                  "prometheus-scrape-port", "service-metrics-port"])
 @pytest.mark.parametrize("payload", [p for p in PAYLOADS if p.strip() and p != "-bootstrap"], ids=lambda p: repr(p)[:24])
 def test_validated_annotations_refuse_shell_text(key, payload):
-    result = review_pod(pod({P + key: payload}), load_config(env=ENV))
+    # Metrics merging on: v0.37 never read merged-metrics-port with it off (only a warning then).
+    merging = ("connectInject.metrics.defaultEnabled=true", "connectInject.metrics.defaultEnableMerging=true")
+    result = review_pod(pod({P + key: payload}), load_config(*merging, env=ENV))
     response = result.review["response"]
     assert result.outcome == "denied", response
     assert response["status"]["code"] == 400 and f'"{P}{key}"' in response["status"]["message"]
