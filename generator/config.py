@@ -60,6 +60,7 @@ class Config:
     dns_env_var: str
     dns_ip: str | None
     metrics_default: bool
+    metrics_default_key: str  # the values key that decided metrics_default (explain names it)
     merging_default: bool
     merged_metrics_port: int
     prometheus_scrape_port: int
@@ -201,6 +202,7 @@ def _build(values, release_name, env, resources, extra_args, ca_cert, templates)
         dns_env_var=dns_env_var,
         dns_ip=env.get(dns_env_var) or None,
         metrics_default=tristate(metrics_default, g("global.metrics.enabled", False)),
+        metrics_default_key="global.metrics.enabled" if metrics_default == "-" else "connectInject.metrics.defaultEnabled",
         merging_default=bool(g("connectInject.metrics.defaultEnableMerging", False)),
         merged_metrics_port=int(g("connectInject.metrics.defaultMergedMetricsPort", 20100)),
         prometheus_scrape_port=int(g("connectInject.metrics.defaultPrometheusScrapePort", 20200)),

@@ -15,7 +15,7 @@ from typing import Any
 import jsonpatch
 
 from generator.annotations import PREFIX
-from generator.patch import upstream_env
+from generator.patch import PROBES, upstream_env
 from generator.plan import INJECTED_NAMES
 from generator.review import review
 from generator.workloads import admission_request, misplaced_warnings, pod_sites
@@ -75,7 +75,7 @@ def _injected(before: dict, after: dict, plan) -> dict[str, Any]:
     return {
         **added,
         "transparentProxy": {"enabled": plan.tproxy, "source": _source(plan, "transparent-proxy")},
-        "overwriteProbes": plan.tproxy and plan.overwrite_probes,
+        "overwriteProbes": plan.tproxy and plan.overwrite_probes and _has_http_probe(before),
         "consulDNS": {"enabled": plan.consul_dns and plan.tproxy, "source": _source(plan, "consul-dns")},
         "metrics": {"enabled": plan.metrics, "merging": plan.merging, "source": _source(plan, "enable-metrics"),
                     "scrapePort": plan.prometheus_scrape_port if plan.metrics else None},
@@ -85,6 +85,13 @@ def _injected(before: dict, after: dict, plan) -> dict[str, Any]:
         "consulNamespace": plan.consul_namespace,
         "extraTemplates": list(plan.extra_templates),
     }
+
+
+def _has_http_probe(pod: dict) -> bool:
+    """Probes are rewritten only where a container has an HTTP probe."""
+    return any(isinstance(c, dict) and isinstance((c.get(probe) or {}).get("httpGet"), dict)
+               for c in (pod.get("spec") or {}).get("containers") or [] if c.get("name") not in INJECTED_NAMES
+               for probe, _ in PROBES)
 
 
 # The values key behind each layered setting, for "decided by" in the report.
@@ -98,6 +105,8 @@ VALUES_KEYS = {
 def _source(plan, key: str) -> str:
     """Which annotation, namespace label or values key decided a setting."""
     where = plan.sources.get(key, "values")
+    if where.startswith("values "):  # the plan named the values key itself
+        return where
     return f"values {VALUES_KEYS[key]}" if where == "values" else f"{where} {PREFIX}{key}"
 
 

@@ -66,6 +66,8 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
     consul_dns = _layered(ann, "consul-dns", ns_labels, namespace, config.consul_dns_default, sources)
     for key in ("enable-metrics", "enable-metrics-merging", "transparent-proxy-overwrite-probes", "native-sidecar"):
         sources[key] = "annotation" if key in ann else "values"
+    if "enable-metrics" not in ann:
+        sources["enable-metrics"] = f"values {config.metrics_default_key}"
     errors = dict(getattr(ann, "errors", {}))
     default_port, default_number = _default_service_port(spec, raw_annotations)
     if "connect-service-port" in errors and "service-metrics-port" in ann:
@@ -75,6 +77,9 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
     metrics = ann.get("enable-metrics", config.metrics_default)
     service_metrics_port = ann.get("service-metrics-port", service_port or 0)
     merging = bool(metrics and ann.get("enable-metrics-merging", config.merging_default) and service_metrics_port > 0)
+    if ann.get("enable-metrics-merging") and not metrics:
+        warnings.append(f'annotation "{PREFIX}enable-metrics-merging" is "true" but has no effect: metrics are off for this pod '
+                        f'(from {"the annotation " + PREFIX + "enable-metrics" if "enable-metrics" in ann else sources["enable-metrics"]})')
     if "merged-metrics-port" in errors and not merging:
         warnings.append(errors.pop("merged-metrics-port") + " (ignored: metrics merging is off for this pod, as v0.37 did)")
     if errors:

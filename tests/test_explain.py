@@ -43,3 +43,43 @@ def test_no_pods_is_exit_3():
     proc = subprocess.run([sys.executable, "-m", "generator", "explain", "-f", "-"], input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 3 and "no pods" in proc.stdout
+
+
+def _explain_json(manifest: str, *args: str) -> list[dict]:
+    proc = subprocess.run([sys.executable, "-m", "generator", "explain", "-o", "json", "-f", "-", *args], input=manifest,
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return json.loads(proc.stdout)
+
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  annotations: {{consul.hashicorp.com/connect-inject: "true"{annotations}}}
+spec:
+  containers:
+  - name: web
+    image: w
+    ports: [{{name: http, containerPort: 8080}}]
+{probe}"""
+
+
+def test_probes_rewritten_only_when_the_pod_has_an_http_probe():
+    (plain,) = _explain_json(POD.format(annotations="", probe=""))
+    assert plain["injected"]["overwriteProbes"] is False
+    (probed,) = _explain_json(POD.format(annotations="", probe="    readinessProbe: {httpGet: {path: /, port: 8080}}\n"))
+    assert probed["injected"]["overwriteProbes"] is True
+
+
+def test_metrics_source_names_global_metrics_when_the_default_is_a_dash():
+    (report,) = _explain_json(POD.format(annotations="", probe=""), "--set", "global.metrics.enabled=true")
+    assert report["injected"]["metrics"] == {"enabled": True, "merging": False, "source": "values global.metrics.enabled", "scrapePort": 20200}
+    (report,) = _explain_json(POD.format(annotations="", probe=""), "--set", "connectInject.metrics.defaultEnabled=true")
+    assert report["injected"]["metrics"]["source"] == "values connectInject.metrics.defaultEnabled"
+
+
+def test_merging_asked_while_metrics_are_off_says_it_has_no_effect():
+    (report,) = _explain_json(POD.format(annotations=', consul.hashicorp.com/enable-metrics-merging: "true"', probe=""))
+    assert report["injected"]["metrics"]["merging"] is False
+    assert any('enable-metrics-merging" is "true" but has no effect: metrics are off for this pod (from values global.metrics.enabled)' in w
+               for w in report["warnings"]), report["warnings"]
