@@ -65,13 +65,18 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(serve_flags=argv[:1] == ["serve"] or "-h" in argv or "--help" in argv).parse_args(argv)
+    # check-values judges the values: the webhook's environment (the CA file) only warns there.
+    env_warnings: list[str] | None = [] if args.command == "check-values" else None
     try:
-        config = config_mod.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults)
+        config = config_mod.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
+                                 environment_warnings=env_warnings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAIL
     if args.command == "check-values":
+        for warning in env_warnings or ():
+            print(f"warning: {warning} (the webhook needs it; these values are fine)", file=sys.stderr)
         print(f"values OK: {', '.join(args.values)}")
         return EXIT_OK
     if args.command == "serve":

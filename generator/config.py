@@ -9,7 +9,9 @@ accept and refuse the same values with the same key named.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -129,20 +131,45 @@ _SCHEMA: Any = None
 
 
 def schema_problems(values: dict) -> list[str]:
-    """yamale's `path: message` lines, one per path (its `any()` alternatives say the same thing)."""
+    """One `path: message` line per path; the alternatives of an `any()` are said in one line
+    (`client.enabled: expected a boolean or "-", got "true" (a string)`)."""
     global _SCHEMA
     if _SCHEMA is None:
         _SCHEMA = yamale.make_schema(str(paths.VALUES_SCHEMA))
     try:
         yamale.validate(_SCHEMA, [(values, "values")], strict=True, _raise_error=True)
     except yamale.YamaleError as exc:
-        seen: dict[str, str] = {}
+        by_path: dict[str, list[str]] = {}
         for result in exc.results:
             for line in result.errors:
-                path = line.split(":", 1)[0]
-                seen.setdefault(path, line)
-        return list(seen.values())
+                path, _, message = line.partition(": ")
+                by_path.setdefault(path, []).append(message)
+        return [_schema_line(path, messages, values) for path, messages in by_path.items()]
     return []
+
+
+_EXPECTED = re.compile(r"^'.*' is not a (?P<kind>.+?)\.?$|^'.*' not in \((?P<enum>.*?),?\)$", re.S)
+_KINDS = {"bool": "a boolean", "int": "an integer", "num": "a number", "null": "null", "str": "a string",
+          "map": "a map", "list": "a list", "day": "a date", "timestamp": "a timestamp"}
+
+
+def _schema_line(path: str, messages: list[str], values: Mapping[str, Any]) -> str:
+    """yamale's messages for one path as one line; a type mismatch names what was expected and got."""
+    expected = []
+    for message in messages:
+        match = _EXPECTED.match(message)
+        if not match:
+            return f"{path}: {messages[0]}"
+        if match["enum"] is not None:
+            expected.append(" or ".join(json.dumps(item.strip().strip("'")) for item in match["enum"].split(",") if item.strip()))
+        else:
+            expected.append(_KINDS.get(match["kind"], match["kind"]))
+    got = _get(values, path, _MISSING) if "." in path or path in values else _MISSING
+    shown = "" if got is _MISSING else f", got {json.dumps(got, default=str)} ({_KINDS.get(type(got).__name__, type(got).__name__)})"
+    return f"{path}: expected {' or '.join(dict.fromkeys(expected))}{shown}"
+
+
+_MISSING = object()
 
 
 def load(
@@ -152,23 +179,32 @@ def load(
     release_name: str = "consul",
     environ: Mapping[str, str] | None = None,
     chart_defaults: bool = True,
+    environment_warnings: list[str] | None = None,
 ) -> Config:
-    """Merge, validate and compile: raise ConfigError listing every problem, or return a Config."""
+    """Merge, validate and compile: raise ConfigError listing every problem, or return a Config.
+
+    Problems of the environment rather than of the values (TLS on but no CONSUL_CACERT file) are
+    errors, unless `environment_warnings` is given (check-values): they are appended there."""
     from generator.render import Templates  # render imports config's types
 
     env = os.environ if environ is None else environ
     values = merged_values(values_files, sets, chart_defaults)
     problems = schema_problems(values)
-    if problems:
+    problems += [p for p in cross_key_problems(values) if p.split(":", 1)[0] not in {q.split(":", 1)[0] for q in problems}]
+    if problems:  # every problem in one run: a typo must not hide a cross-key rule
         raise ConfigError(problems)
-    problems = cross_key_problems(values)
     resources = {
         "sidecar": _resources(values, "connectInject.sidecarProxy.resources", problems),
         "init": _resources(values, "connectInject.initContainer.resources", problems),
         "consul_sidecar": _resources(values, "global.consulSidecarContainer.resources", problems),
     }
     extra_args = _envoy_extra_args(_get(values, "connectInject.envoyExtraArgs"), problems)
-    ca_cert = _ca_cert(values, env, problems)
+    env_problems: list[str] = []
+    ca_cert = _ca_cert(values, env, env_problems)
+    if environment_warnings is None:
+        problems += env_problems
+    else:
+        environment_warnings.extend(env_problems)
     if problems:
         raise ConfigError(problems)
     templates = Templates(_get(values, "connectInject.templates") or {})
@@ -242,10 +278,12 @@ def cross_key_problems(values: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if g("controller.enabled"):
         problems.append("controller.enabled: the config-entry controller is not yet supported by this chart; set controller.enabled=false")
-    if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
-        problems.append("client.enabled: clients must be enabled for connect injection")
-    if g("client.grpc", True) is False:
-        problems.append("client.grpc: client.grpc must be true for connect injection")
+    # The reference chart applies these only when it installs the injector.
+    if tristate(g("connectInject.enabled", "-"), g("global.enabled", True)):
+        if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
+            problems.append("client.enabled: clients must be enabled for connect injection")
+        if g("client.grpc", True) is False:
+            problems.append("client.grpc: client.grpc must be true for connect injection")
     namespaces = g("global.enableConsulNamespaces", False)
     if g("connectInject.consulNamespaces.mirroringK8S") and not namespaces:
         problems.append("connectInject.consulNamespaces.mirroringK8S: global.enableConsulNamespaces must be true if mirroringK8S=true")

@@ -78,6 +78,11 @@ def _validator(validator: v.Validator) -> dict[str, Any]:
         if validator.regex_name:
             out["description"] = validator.regex_name
         return out
+    elif isinstance(validator, v.Any) and validator.validators and all(
+            type(inner) in (v.Boolean, v.Enum) for inner in validator.validators):
+        # any(bool(), enum('-')): one enum, so Helm says "must be one of the following: true, false, "-"".
+        out = {"enum": [value for inner in validator.validators
+                        for value in ([True, False] if type(inner) is v.Boolean else inner.enums)]}
     elif isinstance(validator, v.Any):
         out = {"anyOf": [_validator(inner) for inner in validator.validators]} if validator.validators else {}
     elif isinstance(validator, v.List):

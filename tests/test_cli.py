@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 
@@ -109,8 +110,33 @@ def test_check_values_ok_and_problems(tmp_path):
     assert proc.stderr.splitlines() == [
         "connectInject.unknownKey: Unexpected element",
         "connectInject.replicas: 0 is less than 1",
-        "connectInject.failurePolicy: 'Nope' not in ('Fail', 'Ignore')",
+        'connectInject.failurePolicy: expected "Fail" or "Ignore", got "Nope" (a string)',
     ]
+
+
+def test_check_values_reports_every_problem_in_one_run(tmp_path):
+    """A typo once hid two cross-key errors: schema and chart rules are reported together."""
+    values = tmp_path / "values.yaml"
+    values.write_text("client:\n  enabled: \"true\"\nconnectInject:\n  enabled: true\n  imageEnvoy: envoy:1\n"
+                      "  sidecarProxy: {resources: {limits: {cpu: [1]}}}\nglobal:\n  bootstrapACLs: true\n")
+    proc = cli("check-values", "--values", str(values))
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        'client.enabled: expected a boolean or "-", got "true" (a string)',
+        "connectInject.sidecarProxy.resources.limits.cpu: expected a Kubernetes quantity such as 50m or 25Mi or an "
+        "integer or a number or null, got [1] (a list)",
+        "connectInject.imageEnvoy: connectInject.imageEnvoy must be specified in global.imageEnvoy",
+        "global.bootstrapACLs: global.bootstrapACLs was removed, use global.acls.manageSystemACLs instead",
+    ]
+
+
+def test_client_rules_apply_only_with_injection_on(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("client:\n  enabled: false\n  grpc: false\nconnectInject:\n  enabled: false\n")
+    assert cli("check-values", "--values", str(values)).returncode == 0
+    values.write_text("client:\n  enabled: false\nconnectInject:\n  enabled: true\n")
+    proc = cli("check-values", "--values", str(values))
+    assert proc.returncode == 1 and proc.stderr.strip() == "client.enabled: clients must be enabled for connect injection"
 
 
 def test_invalid_values_stop_review_before_reading_input():
@@ -221,3 +247,14 @@ def test_inject_with_acls_and_no_automount_is_refused_with_its_own_reason(tmp_pa
     (report,) = json.loads(proc.stdout)
     assert report["outcome"] == "denied" and report["reason"] == "missing-token-mount"
     assert "automountServiceAccountToken false" in report["message"]
+
+
+def test_check_values_with_tls_only_warns_about_the_missing_ca_file(tmp_path):
+    """A values file fine for Helm must not fail check-values because of the environment."""
+    values = tmp_path / "values.yaml"
+    values.write_text("global:\n  tls:\n    enabled: true\n")
+    env = {k: v for k, v in os.environ.items() if k != "CONSUL_CACERT"}
+    proc = cli("check-values", "--values", str(values), env=env)
+    assert proc.returncode == 0 and "warning: global.tls.enabled: TLS is on but CONSUL_CACERT" in proc.stderr
+    proc = cli("inject", "-f", str(ROOT / "examples" / "static-server.yaml"), "--values", str(values), env=env)
+    assert proc.returncode == 1 and "CONSUL_CACERT" in proc.stderr  # injecting needs the CA
