@@ -23,28 +23,34 @@ trailing "-".
 {{- printf "%s-helm" .Chart.Name | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/*
+Quoting. Every value that comes from values (and every name built from one) is written into YAML
+through `quote` (a double-quoted YAML string: a newline, a quote or a ": " in it stays text), or
+through toYaml/toJson, never bare: a values file cannot add keys, volumes or containers.
+*/}}
+
 {{/* Pod selector labels: stable across upgrades (no chart version in them). */}}
 {{- define "consul.selectorLabels" -}}
-app: {{ include "consul.name" . }}
-release: {{ .Release.Name }}
+app: {{ include "consul.name" . | quote }}
+release: {{ .Release.Name | quote }}
 component: connect-injector
 {{- end -}}
 
 {{/* Labels of every object: the Consul chart's labels plus the app.kubernetes.io ones. */}}
 {{- define "consul.labels" -}}
 {{ include "consul.selectorLabels" . }}
-chart: {{ include "consul.chart" . }}
-heritage: {{ .Release.Service }}
-app.kubernetes.io/name: {{ include "consul.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+chart: {{ include "consul.chart" . | quote }}
+heritage: {{ .Release.Service | quote }}
+app.kubernetes.io/name: {{ include "consul.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/component: connect-injector
 app.kubernetes.io/part-of: consul
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 {{- end -}}
 
-{{/* Object names (the Consul chart's names where it has the object). */}}
+{{/* Object names (the Consul chart's names where it has the object); quote them where used. */}}
 {{- define "consul.injector.name" -}}{{ include "consul.fullname" . }}-connect-injector{{- end -}}
 {{- define "consul.injector.serviceAccount" -}}{{ include "consul.fullname" . }}-connect-injector-webhook-svc-account{{- end -}}
 {{- define "consul.injector.service" -}}{{ include "consul.fullname" . }}-connect-injector-svc{{- end -}}
@@ -177,9 +183,17 @@ block the cluster's system pods or its own restart.
 
 {{/*
 Webhook serving certificate. connectInject.webhook.tls.mode:
-  chart        generated here (genCA + genSignedCert) for the Service's DNS names; an existing Secret
-               of that name (previous install) is reused through `lookup`, so an upgrade keeps the
-               key, the certificate and the caBundle in step;
+  chart        generated here (genCA + genSignedCert) for the Service's DNS names. The Secret records
+               when the certificate expires and which DNS names it holds, in two annotations
+               (consul.hashicorp.com/cert-not-after, RFC 3339 UTC, and .../cert-dns-names, comma
+               separated): Helm's template functions cannot read a certificate. An upgrade reuses
+               the existing Secret (`lookup`), so the key, the certificate and the caBundle stay in
+               step, only while it is complete, its cert-not-after is more than 30 days away and its
+               cert-dns-names are the names the Service has now. Otherwise (also when the Secret
+               has no such annotations: an older release made it) it makes a new CA and
+               certificate, and the webhook configurations trust the previous CA as well until the
+               next upgrade, so the replicas still serving the previous certificate during the
+               rollout keep answering;
   certManager  a cert-manager Certificate; cert-manager's cainjector fills in the caBundle;
   secret       an existing kubernetes.io/tls Secret (tls.secretName) plus its CA (tls.caBundle).
 */}}
@@ -193,43 +207,73 @@ Webhook serving certificate. connectInject.webhook.tls.mode:
 {{- toJson (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
 {{- end -}}
 
+{{/* The Secret annotations that record the generated certificate's expiry and DNS names. */}}
+{{- define "consul.tls.notAfterAnnotation" -}}consul.hashicorp.com/cert-not-after{{- end -}}
+{{- define "consul.tls.dnsNamesAnnotation" -}}consul.hashicorp.com/cert-dns-names{{- end -}}
+
 {{/*
-The chart-mode certificate as JSON {ca, crt, key} (PEM). Generated once per render and kept in the
-root context, so the Secret, the webhook configuration's caBundle and the Deployment's checksum all
-see the same certificate.
+The chart-mode certificate as JSON {ca, crt, key (PEM), notAfter, dnsNames (the annotations'
+values), previousCA (PEM, only when this render replaces a certificate)}. Generated once per render
+and kept in the root context, so the Secret, the webhook configurations' caBundle and the
+Deployment's checksum all see the same certificate.
 */}}
 {{- define "consul.tls.generated" -}}
 {{- if not (hasKey . "_consulInjectorTLS") -}}
-{{- $secretName := include "consul.injector.certSecret" . -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName -}}
-{{- $data := dict -}}
-{{- if $existing -}}{{- $data = $existing.data | default dict -}}{{- end -}}
-{{- $tls := dict -}}
-{{- if and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") -}}
+{{- $rfc3339 := "2006-01-02T15:04:05Z07:00" -}}
+{{- $dnsNames := include "consul.tls.dnsNames" . | fromJsonArray -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "consul.injector.certSecret" .) | default dict -}}
+{{- $data := $existing.data | default dict -}}
+{{- $annotations := ($existing.metadata | default dict).annotations | default dict -}}
+{{- $notAfter := index $annotations (include "consul.tls.notAfterAnnotation" .) | default "" | toString -}}
+{{- $complete := and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") -}}
+{{- /* An annotation that does not parse gives the zero time: expired. */ -}}
+{{- $fresh := gt (toDate $rfc3339 $notAfter).Unix (add (now).Unix (mul 30 86400)) -}}
+{{- $sameNames := eq (index $annotations (include "consul.tls.dnsNamesAnnotation" .) | default "" | toString) (join "," $dnsNames) -}}
+{{- $tls := dict "dnsNames" (join "," $dnsNames) -}}
+{{- if and $complete $fresh $sameNames -}}
 {{- $_ := set $tls "ca" (index $data "ca.crt" | b64dec) -}}
 {{- $_ := set $tls "crt" (index $data "tls.crt" | b64dec) -}}
 {{- $_ := set $tls "key" (index $data "tls.key" | b64dec) -}}
+{{- $_ := set $tls "notAfter" $notAfter -}}
 {{- else -}}
 {{- $days := int .Values.connectInject.webhook.tls.validityDays -}}
-{{- $dnsNames := include "consul.tls.dnsNames" . | fromJsonArray -}}
+{{- /* Taken before the certificates are made, and cut to the second: never later than theirs. */ -}}
+{{- $_ := set $tls "notAfter" (dateInZone $rfc3339 (add (now).Unix (mul $days 86400)) "UTC") -}}
 {{- $ca := genCA (printf "%s-connect-injector-ca" (include "consul.fullname" .)) $days -}}
 {{- $cert := genSignedCert (first $dnsNames) nil $dnsNames $days $ca -}}
 {{- $_ := set $tls "ca" $ca.Cert -}}
 {{- $_ := set $tls "crt" $cert.Cert -}}
 {{- $_ := set $tls "key" $cert.Key -}}
+{{- $previous := index $data "ca.crt" | default "" | b64dec -}}
+{{- if hasPrefix "-----BEGIN CERTIFICATE-----" $previous -}}
+{{- $_ := set $tls "previousCA" $previous -}}
+{{- end -}}
 {{- end -}}
 {{- $_ := set . "_consulInjectorTLS" $tls -}}
 {{- end -}}
 {{- toJson (get . "_consulInjectorTLS") -}}
 {{- end -}}
 
-{{/* caBundle of the webhook configuration (base64), "" in certManager mode (cainjector sets it). */}}
+{{/*
+caBundle of the webhook configurations (base64): in chart mode the CA, plus the previous CA when
+this render replaced the certificate; "" in certManager mode (cainjector sets it).
+*/}}
 {{- define "consul.tls.caBundle" -}}
 {{- $mode := include "consul.tls.mode" . -}}
 {{- if eq $mode "chart" -}}
-{{- (include "consul.tls.generated" . | fromJson).ca | b64enc -}}
+{{- $tls := include "consul.tls.generated" . | fromJson -}}
+{{- printf "%s%s" $tls.ca ($tls.previousCA | default "") | b64enc -}}
 {{- else if eq $mode "secret" -}}
 {{- required "connectInject.webhook.tls.caBundle is required when connectInject.webhook.tls.mode is \"secret\" (the base64-encoded PEM CA that signed the Secret's certificate)" .Values.connectInject.webhook.tls.caBundle -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the Deployment's CA checksum covers: the CA that signs the served certificate. */}}
+{{- define "consul.tls.servingCA" -}}
+{{- if eq (include "consul.tls.mode" .) "chart" -}}
+{{- (include "consul.tls.generated" . | fromJson).ca -}}
+{{- else -}}
+{{- include "consul.tls.caBundle" . -}}
 {{- end -}}
 {{- end -}}
 

@@ -1,0 +1,130 @@
+"""The webhook's ConfigMap holds what the engine reads, and nothing else of global, client and dns.
+
+The ConfigMap is readable by anyone with the `view` role, and the Consul chart's values carry
+secrets in keys this chart does not use (client.extraEnvironmentVars, the ACL, gossip and licence
+Secret references, ...). Those never reach it; the engine still injects, from the ConfigMap alone,
+exactly the golden pods it injects from the whole values (`serve --values values.json
+--no-chart-defaults`, as the chart starts it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from helmrender import CHART, ROOT, merge_values, render
+
+sys.path.insert(0, str(ROOT / "tests"))  # golden_cases (tests/), also when only tests/chart runs
+
+import golden_cases  # noqa: E402
+
+from generator import config as config_mod  # noqa: E402
+from generator import helmvalues  # noqa: E402
+from generator.review import no_labels  # noqa: E402
+from generator.workloads import inject_stream  # noqa: E402
+from generator.yamlio import dump_stream, read_stream  # noqa: E402
+
+ENABLED = {"connectInject": {"enabled": True}}
+# Values of the Consul chart that hold secrets or name them; each string is a marker to look for.
+SECRETS = {
+    "client": {
+        "extraEnvironmentVars": {"CONSUL_HTTP_TOKEN": "marker-client-env-token"},
+        "extraConfig": '{"acl": {"tokens": {"agent": "marker-client-agent-token"}}}',
+        "snapshotAgent": {"configSecret": {"secretName": "marker-snapshot-secret"}},
+    },
+    "global": {
+        "acls": {"bootstrapToken": {"secretName": "marker-bootstrap-secret", "secretKey": "marker-bootstrap-key"},
+                 "replicationToken": {"secretName": "marker-replication-secret", "secretKey": "token"}},
+        "gossipEncryption": {"secretName": "marker-gossip-secret", "secretKey": "marker-gossip-key"},
+        "enterpriseLicense": {"secretName": "marker-license-secret", "secretKey": "license"},
+        "tls": {"caKey": {"secretName": "marker-ca-key-secret", "secretKey": "tls.key"}},
+        "federation": {"k8sAuthMethodHost": "marker-federation-host"},
+    },
+    "dns": {"annotations": "marker-dns-annotation: x"},
+    "server": {"extraConfig": '{"acl": {"tokens": {"initial_management": "marker-server-token"}}}'},
+}
+MARKERS = sorted({w for w in json.dumps(SECRETS).replace('"', " ").replace(",", " ").split() if w.startswith("marker-")})
+
+
+def values_json(rendered) -> dict:
+    return json.loads(rendered.get("ConfigMap")["data"]["values.json"])
+
+
+@pytest.mark.parametrize("base", ["enabled", "kitchen-sink"])
+def test_secrets_in_values_the_engine_does_not_read_never_reach_the_manifests(base: str, helm: str | None) -> None:
+    values = [ENABLED] if base == "enabled" else [CHART / "ci" / "kitchen-sink-values.yaml"]
+    rendered = render([*values, SECRETS], helm=helm)
+    everything = "".join(rendered.files.values())
+    assert [m for m in MARKERS if m in everything] == []
+    # The webhook still gets its settings: the ConfigMap is not just empty.
+    config = values_json(rendered)
+    assert config["client"] == {"enabled": True if base == "kitchen-sink" else "-", "grpc": True}
+    assert config["global"]["acls"] == {"manageSystemACLs": base == "kitchen-sink"}
+    assert config["connectInject"]["enabled"] is True
+
+
+def test_the_configmap_keeps_all_of_connect_inject(helm: str | None) -> None:
+    """Templates from connectInject.templates may read any of `values.connectInject`."""
+    rendered = render([CHART / "ci" / "kitchen-sink-values.yaml", SECRETS], helm=helm)
+    merged = merge_values(CHART / "values.yaml", CHART / "ci" / "kitchen-sink-values.yaml")
+    # Helm 3 keeps the chart defaults' nulls, Helm 4 drops them; the engine reads both as unset.
+    assert _without_nulls(values_json(rendered)["connectInject"]) == _without_nulls(merged["connectInject"])
+
+
+def _without_nulls(value):
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _inject(values_file: Path, case: golden_cases.Case) -> str:
+    """The golden case's input through the engine loaded from `values_file` as `serve` loads it."""
+    config = config_mod.load([values_file], environ=case.env, chart_defaults=False)
+    outcome = inject_stream(read_stream(str(case.input)), config, case.namespace, no_labels)
+    return golden_cases.render(dump_stream(outcome.objects), outcome.warnings + outcome.errors)
+
+
+@pytest.mark.parametrize("case", golden_cases.cases(), ids=lambda c: c.name)
+def test_the_engine_injects_the_golden_pods_from_the_configmap(case: golden_cases.Case, helm: str | None,
+                                                                tmp_path: Path) -> None:
+    """Each golden case's --set values, rendered by the chart (with secrets beside them): the
+    engine reads the ConfigMap and injects byte for byte the golden output."""
+    case_values: dict = {}
+    for expr in case.sets:
+        case_values = helmvalues.merge(case_values, helmvalues.parse_set(expr))
+    rendered = render([ENABLED, case_values, SECRETS], helm=helm)
+    values_file = tmp_path / "values.json"
+    values_file.write_text(rendered.get("ConfigMap")["data"]["values.json"])
+    assert _inject(values_file, case) == case.expected_path.read_text()
+
+
+KITCHEN_SINK_VARIANTS = {
+    "as-is": ({}, ("-partition=\"default\"", "-acl-auth-method=", "-consul-dns-ip=", "-consul-service-namespace=")),
+    "global-log-level": ({"connectInject": {"logLevel": ""}}, ("-log-level=debug",)),
+    "partition-name": ({"global": {"adminPartitions": {"name": "team-a"}}}, ("-partition=\"team-a\"",)),
+    "dns-off": ({"dns": {"enabled": False}}, ("-acl-auth-method=",)),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(KITCHEN_SINK_VARIANTS))
+def test_the_kitchen_sink_injects_the_same_from_the_configmap_as_from_the_whole_values(variant: str, helm: str | None,
+                                                                                       tmp_path: Path) -> None:
+    """Every feature on (partitions, ACLs, TLS, mirroring, metrics, DNS): the ConfigMap is enough."""
+    extra, flags = KITCHEN_SINK_VARIANTS[variant]
+    kitchen_sink = tmp_path / "kitchen-sink.yaml"
+    kitchen_sink.write_text(json.dumps(merge_values(CHART / "ci" / "kitchen-sink-values.yaml", extra)))
+    rendered = render([kitchen_sink, SECRETS], helm=helm)
+    values_file = tmp_path / "values.json"
+    values_file.write_text(rendered.get("ConfigMap")["data"]["values.json"])
+    case = golden_cases.Case("kitchen-sink", golden_cases.GOLDEN / "docs-examples-sa-token.yaml", namespace="apps",
+                             env={"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem"),
+                                  "MESH_DNS_SERVICE_HOST": "10.96.0.53"})
+    whole = config_mod.load([kitchen_sink], environ=case.env)
+    outcome = inject_stream(read_stream(str(case.input)), whole, case.namespace, no_labels)
+    expected = golden_cases.render(dump_stream(outcome.objects), outcome.warnings + outcome.errors)
+    assert [flag for flag in flags if flag not in expected] == []  # what this variant is about
+    assert ("-consul-dns-ip=" in expected) == (variant != "dns-off")
+    assert _inject(values_file, case) == expected
