@@ -65,11 +65,11 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(serve_flags=argv[:1] == ["serve"] or "-h" in argv or "--help" in argv).parse_args(argv)
-    # check-values judges the values: the webhook's environment (the CA file) only warns there.
+    # check-values judges the values as the chart does; the webhook's environment only warns there.
     env_warnings: list[str] | None = [] if args.command == "check-values" else None
     try:
         config = config_mod.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
-                                 environment_warnings=env_warnings)
+                                 check_only=env_warnings)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -179,18 +179,22 @@ def load(
     release_name: str = "consul",
     environ: Mapping[str, str] | None = None,
     chart_defaults: bool = True,
-    environment_warnings: list[str] | None = None,
+    check_only: list[str] | None = None,
 ) -> Config:
     """Merge, validate and compile: raise ConfigError listing every problem, or return a Config.
 
-    Problems of the environment rather than of the values (TLS on but no CONSUL_CACERT file) are
-    errors, unless `environment_warnings` is given (check-values): they are appended there."""
+    `check_only` (a list, for check-values) judges the values as the chart does: its cross-key
+    rules apply only when it installs the injector (connectInject.enabled), and problems of the
+    environment rather than the values (TLS on but no CONSUL_CACERT file) are appended to the
+    list as warnings instead of failing."""
     from generator.render import Templates  # render imports config's types
 
     env = os.environ if environ is None else environ
     values = merged_values(values_files, sets, chart_defaults)
     problems = schema_problems(values)
-    problems += [p for p in cross_key_problems(values) if p.split(":", 1)[0] not in {q.split(":", 1)[0] for q in problems}]
+    chart_installs_injector = tristate(_get(values, "connectInject.enabled", False), _get(values, "global.enabled", True))
+    rules = cross_key_problems(values) if check_only is None or chart_installs_injector else []
+    problems += [p for p in rules if p.split(":", 1)[0] not in {q.split(":", 1)[0] for q in problems}]
     if problems:  # every problem in one run: a typo must not hide a cross-key rule
         raise ConfigError(problems)
     resources = {
@@ -201,10 +205,10 @@ def load(
     extra_args = _envoy_extra_args(_get(values, "connectInject.envoyExtraArgs"), problems)
     env_problems: list[str] = []
     ca_cert = _ca_cert(values, env, env_problems)
-    if environment_warnings is None:
+    if check_only is None:
         problems += env_problems
     else:
-        environment_warnings.extend(env_problems)
+        check_only.extend(env_problems)
     if problems:
         raise ConfigError(problems)
     templates = Templates(_get(values, "connectInject.templates") or {})
@@ -278,12 +282,10 @@ def cross_key_problems(values: Mapping[str, Any]) -> list[str]:
     problems: list[str] = []
     if g("controller.enabled"):
         problems.append("controller.enabled: the config-entry controller is not yet supported by this chart; set controller.enabled=false")
-    # The reference chart applies these only when it installs the injector.
-    if tristate(g("connectInject.enabled", "-"), g("global.enabled", True)):
-        if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
-            problems.append("client.enabled: clients must be enabled for connect injection")
-        if g("client.grpc", True) is False:
-            problems.append("client.grpc: client.grpc must be true for connect injection")
+    if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
+        problems.append("client.enabled: clients must be enabled for connect injection")
+    if g("client.grpc", True) is False:
+        problems.append("client.grpc: client.grpc must be true for connect injection")
     namespaces = g("global.enableConsulNamespaces", False)
     if g("connectInject.consulNamespaces.mirroringK8S") and not namespaces:
         problems.append("connectInject.consulNamespaces.mirroringK8S: global.enableConsulNamespaces must be true if mirroringK8S=true")

@@ -130,7 +130,8 @@ def test_check_values_reports_every_problem_in_one_run(tmp_path):
     ]
 
 
-def test_client_rules_apply_only_with_injection_on(tmp_path):
+def test_chart_rules_apply_only_when_the_chart_installs_the_injector(tmp_path):
+    """As the chart: with connectInject.enabled false it renders nothing and applies no rule."""
     values = tmp_path / "values.yaml"
     values.write_text("client:\n  enabled: false\n  grpc: false\nconnectInject:\n  enabled: false\n")
     assert cli("check-values", "--values", str(values)).returncode == 0
@@ -252,7 +253,7 @@ def test_inject_with_acls_and_no_automount_is_refused_with_its_own_reason(tmp_pa
 def test_check_values_with_tls_only_warns_about_the_missing_ca_file(tmp_path):
     """A values file fine for Helm must not fail check-values because of the environment."""
     values = tmp_path / "values.yaml"
-    values.write_text("global:\n  tls:\n    enabled: true\n")
+    values.write_text("global:\n  tls:\n    enabled: true\nconnectInject:\n  enabled: true\n")
     env = {k: v for k, v in os.environ.items() if k != "CONSUL_CACERT"}
     proc = cli("check-values", "--values", str(values), env=env)
     assert proc.returncode == 0 and "warning: global.tls.enabled: TLS is on but CONSUL_CACERT" in proc.stderr

@@ -60,11 +60,11 @@ def test_consul_chart_values_file_is_accepted(tmp_path):
 
 @pytest.mark.parametrize("sets,expected", [
     (("connectInject.replicas=0",), "connectInject.replicas: 0 is less than 1"),
-    (("connectInject.failurePolicy=Nope",), "connectInject.failurePolicy: 'Nope' not in ('Fail', 'Ignore')"),
+    (("connectInject.failurePolicy=Nope",), 'connectInject.failurePolicy: expected "Fail" or "Ignore", got "Nope" (a string)'),
     (("connectInject.unknownKey=1",), "connectInject.unknownKey: Unexpected element"),
     (("global.imageK8s=typo",), "global.imageK8s: Unexpected element"),
     (("connectInject.metrics.defaultMergedMetricsPort=80",), "connectInject.metrics.defaultMergedMetricsPort: 80 is less than 1024"),
-    (("connectInject.default=maybe",), "connectInject.default: 'maybe' is not a bool."),
+    (("connectInject.default=maybe",), 'connectInject.default: expected a boolean, got "maybe" (a string)'),
     (("connectInject.sidecarProxy.resources.limits.cpu=5xx",), "connectInject.sidecarProxy.resources.limits.cpu:"),
 ])
 def test_schema_problems_name_the_path(sets, expected):
