@@ -159,16 +159,17 @@ same rules, so `connect-inject check-values` and the webhook refuse the same val
 {{- end -}}
 
 {{/*
-The namespaceSelector of both webhooks: connectInject.namespaceSelector, plus kube-system,
-kube-public and the injector's own namespace, always excluded, so a webhook that is down can never
-block the cluster's system pods or its own restart.
+The namespaceSelector of both webhooks: connectInject.namespaceSelector, plus kube-system and
+kube-public, always excluded, so a webhook that is down can never block the cluster's system pods.
+The release namespace is not excluded (tutorials install Consul and their apps in `default`); the
+webhook's own pods, and the Consul chart's, are left out by the objectSelector (label app).
 */}}
 {{- define "consul.injector.namespaceSelector" -}}
 {{- $selector := dict -}}
 {{- with .Values.connectInject.namespaceSelector -}}
 {{- $selector = include "consul.tplYaml" (list $ "connectInject.namespaceSelector" . "map") | fromYaml -}}
 {{- end -}}
-{{- $never := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list "kube-system" "kube-public" .Release.Namespace | uniq) -}}
+{{- $never := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list "kube-system" "kube-public") -}}
 {{- $_ := set $selector "matchExpressions" (append ($selector.matchExpressions | default list) $never) -}}
 {{- toYaml $selector -}}
 {{- end -}}
