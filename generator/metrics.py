@@ -23,7 +23,8 @@ LATENCY_BUCKETS = (
 )
 
 # Result values of the requests counter. `invalid` is a request that is not a usable
-# AdmissionReview (HTTP 400/413), `error` is our own fault (500 in the review or HTTP 500).
+# AdmissionReview (HTTP 400/413), `error` is our own fault (500 in the review or HTTP 500;
+# reason `review-timeout` when the review did not finish within --review-timeout).
 RESULTS = ("injected", "skipped", "denied", "error", "invalid")
 
 
@@ -55,6 +56,10 @@ class Metrics:
             "notAfter of the serving certificate in use (Unix time); NaN until one is loaded.",
             registry=r)
         self.cert_expiry.set(math.nan)
+        self.cert_expiring = Gauge(
+            f"{PREFIX}_tls_certificate_expiring",
+            "1 while the serving certificate in use expires within the warning period "
+            "(--cert-expiry-warning-days) or has expired, else 0.", registry=r)
         self.cert_reloads = Counter(
             f"{PREFIX}_tls_certificate_reloads", "Attempts to load the certificate/key pair from disk, by result.",
             ["result"], registry=r)
@@ -73,6 +78,17 @@ class Metrics:
             ["source"], registry=r)
         self.ns_count = Gauge(
             f"{PREFIX}_namespace_cache_namespaces", "Namespaces held in the label cache.", registry=r)
+        self.abandoned_reviews = Gauge(
+            f"{PREFIX}_abandoned_reviews_running",
+            "Reviews already answered as timed out (--review-timeout) whose engine call still "
+            "occupies a worker thread (a Python thread cannot be stopped).", registry=r)
+        self.connections = Gauge(
+            f"{PREFIX}_open_connections", "Connections open on a listener (webhook or health).",
+            ["listener"], registry=r)
+        self.connections_rejected = Counter(
+            f"{PREFIX}_connections_rejected",
+            "Connections closed as soon as accepted because the listener had its maximum open.",
+            ["listener"], registry=r)
 
     def staleness_from(self, fn: Callable[[], float]) -> None:
         """Let the namespace cache report its staleness at scrape time."""

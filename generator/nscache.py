@@ -4,7 +4,10 @@ Injection reads two namespace labels (`consul.hashicorp.com/transparent-proxy` a
 `consul.hashicorp.com/consul-dns`). The reference GETs the Namespace on every admission;
 we keep a cache filled by the official client's list+watch in a background thread, so an
 admission normally costs a dict lookup. A namespace the cache has not seen yet (created a
-moment ago) costs one GET, shared by concurrent requests for it. When the API server is
+moment ago) costs one GET, shared by concurrent requests for it; a namespace that does not
+exist (404) is remembered for a few seconds (NEGATIVE_TTL, at most NEGATIVE_ENTRIES names, least
+recently missed dropped first), so pods naming random namespaces cost the API server one GET per
+name and period, and cannot grow our memory. When the API server is
 unreachable the cache keeps answering with the last labels it knew; that is logged once
 per outage, counted, and visible as staleness.
 """
@@ -19,6 +22,7 @@ import math
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +44,10 @@ GET_TIMEOUT = (2.0, 3.0)  # connect, read: a miss must never eat the API server'
 GET_DEADLINE = 3.0         # and the whole GET, whatever the socket does
 LIST_TIMEOUT = (5.0, 60.0)  # off the request path; a big cluster's list may take a while
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+# A namespace that does not exist: pods created in it fail in the API server anyway, so remembering
+# the 404 briefly costs nothing; a namespace created meanwhile reaches us by the watch first.
+NEGATIVE_TTL = 5.0
+NEGATIVE_ENTRIES = 1000
 
 
 def _labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
@@ -60,12 +68,18 @@ class NamespaceCache:
     """Labels of every Namespace, by name. `api` None means no API server: every lookup is {}."""
 
     def __init__(self, api: client.CoreV1Api | None, metrics: Metrics, *,
-                 watch_seconds: int = WATCH_SECONDS, get_deadline: float = GET_DEADLINE) -> None:
+                 watch_seconds: int = WATCH_SECONDS, get_deadline: float = GET_DEADLINE,
+                 negative_ttl: float = NEGATIVE_TTL, negative_entries: int = NEGATIVE_ENTRIES) -> None:
         self.api = api
         self.metrics = metrics
         self.watch_seconds = watch_seconds
         self.get_deadline = get_deadline
+        self.negative_ttl = negative_ttl
+        self.negative_entries = negative_entries
         self._labels: dict[str, dict[str, str]] = {}
+        # Names a GET found missing (404) -> monotonic expiry, least recently missed first.
+        # Changed on the event loop only; has() may read it from a review thread.
+        self._missing: OrderedDict[str, float] = OrderedDict()
         self._pending: dict[str, asyncio.Future[Labels]] = {}  # GETs in progress
         self._in_sync = False           # a list succeeded and the watch since then is healthy
         self._last_sync = -math.inf     # monotonic time at which we were last known in sync
@@ -86,8 +100,20 @@ class NamespaceCache:
         return time.monotonic() - self._last_sync
 
     def has(self, name: str) -> bool:
-        """Whether `name` is in the cache (a lookup would need no API call)."""
-        return name in self._labels
+        """Whether a lookup of `name` would need no API call: cached, or recently found missing."""
+        return name in self._labels or self._known_missing(name)
+
+    def _known_missing(self, name: str) -> bool:
+        expiry = self._missing.get(name)
+        return expiry is not None and time.monotonic() < expiry
+
+    def _remember_missing(self, name: str) -> None:
+        if self.negative_ttl <= 0 or self.negative_entries <= 0:
+            return
+        self._missing[name] = time.monotonic() + self.negative_ttl
+        self._missing.move_to_end(name)
+        while len(self._missing) > self.negative_entries:
+            self._missing.popitem(last=False)
 
     def peek(self, name: str) -> Labels:
         """Labels from the cache only; {} when unknown. For the synchronous engine callback."""
@@ -102,7 +128,7 @@ class NamespaceCache:
         if labels is not None:
             self.metrics.ns_lookups.labels(source="cache" if self._in_sync else "stale").inc()
             return labels
-        if self.api is None or not name:
+        if self.api is None or not name or self._known_missing(name):
             self.metrics.ns_lookups.labels(source="unknown").inc()
             return EMPTY
         task = self._pending.get(name)
@@ -121,12 +147,14 @@ class NamespaceCache:
             _, labels = _labels(json.loads(resp.data))
         except ApiException as e:
             if e.status == 404:  # the pod's admission will fail in the API server anyway
+                self._remember_missing(name)
                 self.metrics.ns_lookups.labels(source="unknown").inc()
                 return EMPTY
             raise self._get_failed(name, f"HTTP {e.status} {e.reason}") from None
         except Exception as e:  # connection refused, timeout, bad JSON
             raise self._get_failed(name, str(e) or type(e).__name__) from None
         self._get_failing = False
+        self._missing.pop(name, None)
         if name not in self._labels:  # the watch may have delivered it meanwhile: it wins
             self._labels[name] = labels
         self.metrics.ns_lookups.labels(source="get").inc()

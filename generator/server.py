@@ -10,20 +10,34 @@ Status codes: 200 with an AdmissionReview for every usable review (including den
 which carry their own `status.code` 400/500 inside); 400/408/413 with a Kubernetes
 `Status` body when the request is not a usable AdmissionReview (the API server shows that
 message in its error); 500 only for our own faults or deployment (a namespace that cannot be
-read, a bug), and then the webhook's `failurePolicy` decides.
+read, a review that did not finish within --review-timeout, a bug), and then the webhook's
+`failurePolicy` decides.
+
+CPU work (JSON decoding, the engine's review()) runs in a small pool of worker threads, never on
+the event loop: one costly pod must not hold up the others, nor the health probes. Each admission
+gets a time budget below the API server's 10 s; past it the request is answered at once (500,
+reason review-timeout) while the review finishes in its thread, unobserved (see ReviewPool).
+
+Connections: each listener has a maximum of open connections, beyond which new ones are closed
+as soon as they are accepted (before any TLS or HTTP work), and an idle timeout (short on the
+health port), so idle connections cannot use up the process's file descriptors.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import gc
 import json
 import logging
-import os
+import queue
 import signal
+import socket
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +50,7 @@ from generator import logs
 from generator.metrics import Metrics
 from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
 from generator.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
-from generator.tlsreload import CertReloader
+from generator.tlsreload import EXPIRY_WARNING, CertReloader
 from generator.workloads import review_workload
 
 logger = logging.getLogger(logs.LOGGER_NAME)
@@ -53,6 +67,18 @@ LINGER_SECONDS = 1.0
 SHUTDOWN_DELAY = 5.0       # endpoint removal reaches the API servers within a few seconds
 SHUTDOWN_TIMEOUT = 15.0     # in-flight requests get this long after SIGTERM (10 s API timeout + slack)
 CERT_POLL_SECONDS = 1.0
+# Budget for decoding and reviewing one request (queueing for a worker included), below the API
+# server's default 10 s webhook timeout so that we, not a timeout, tell it what happened.
+REVIEW_TIMEOUT = 8.0
+# Worker threads for CPU work: the webhook's default CPU limit is 1 core (2 on the benchmark
+# machine); a few threads let a costly review share the CPU with ordinary ones instead of
+# queueing them, without letting a burst of costly ones take the whole process.
+REVIEW_WORKERS = 4
+MAX_CONNECTIONS = 1000        # webhook port: API servers keep a few each; far below any fd limit
+HEALTH_MAX_CONNECTIONS = 64   # health port: the kubelet probes and Prometheus scrapes
+HEALTH_IDLE_TIMEOUT = 5.0     # health clients do not reuse connections for long (aiohttp: 3,630 s)
+TLS_HANDSHAKE_TIMEOUT = 10.0  # a connection that never finishes its handshake (asyncio: 60 s)
+RESERVED_FDS = 128            # file descriptors besides the connections: threads, API client, files
 
 
 # ---- command line ------------------------------------------------------------------------
@@ -95,9 +121,248 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after SIGTERM, keep serving this long while readiness fails, so the API "
                              "server stops sending new requests before the listener closes; default "
                              f"{SHUTDOWN_DELAY:g}")
+    parser.add_argument("--review-timeout", type=_positive(float), default=REVIEW_TIMEOUT, metavar="SECONDS",
+                        help="answer 500 (failurePolicy decides) when decoding and reviewing a request "
+                             "takes longer; keep it below the webhook's timeoutSeconds; default "
+                             f"{REVIEW_TIMEOUT:g}")
+    parser.add_argument("--max-connections", type=_positive(int), default=MAX_CONNECTIONS, metavar="N",
+                        help="most connections open at once on --listen; more are closed at once; "
+                             f"default {MAX_CONNECTIONS}")
+    parser.add_argument("--health-max-connections", type=_positive(int), default=HEALTH_MAX_CONNECTIONS,
+                        metavar="N", help="the same for --health-listen (whose idle connections are "
+                                          f"closed after {HEALTH_IDLE_TIMEOUT:g} s); default {HEALTH_MAX_CONNECTIONS}")
+    parser.add_argument("--cert-expiry-warning-days", type=_non_negative(float), default=EXPIRY_WARNING / 86400,
+                        metavar="DAYS", help="log a warning and set connect_inject_tls_certificate_expiring "
+                                             "when the serving certificate expires within this; default "
+                                             f"{EXPIRY_WARNING / 86400:g}")
+    parser.add_argument("--cert-expiry-unready-days", type=_non_negative(float), default=0.0, metavar="DAYS",
+                        help="fail readiness this long before the serving certificate expires; default 0 "
+                             "(once expired: every replica serves the same secret, so they would all "
+                             "become unready together)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info",
                         help="default info: one line per admission")
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        return value
+    return parse
+
+
+def _non_negative(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+        return value
+    return parse
+
+
+# ---- CPU work off the event loop -----------------------------------------------------------
+
+class ReviewPool(concurrent.futures.Executor):
+    """A fixed pool of daemon threads for the engine's CPU work; use with `loop.run_in_executor`.
+
+    Why threads help although only one thread runs Python code at a time (the GIL): CPython makes
+    a thread that holds the GIL give it up after `sys.getswitchinterval()` (5 ms) whenever another
+    thread waits for it. The event loop spends its time in `select`, without the GIL; when a
+    socket is ready it asks for the GIL and gets it within about 5 ms even while a review burns
+    pure-Python CPU in a worker, and other workers get their turns too. So a review that takes
+    seconds slows the others down by a share of the CPU instead of making them wait for it, and
+    a request can be answered when its time budget runs out. (C code that keeps the GIL for long
+    would defeat this; the engine is Python, and JSON decoding is bounded by the 3 MiB limit.)
+
+    Why not ThreadPoolExecutor: its threads are joined when the interpreter exits, so a review
+    that outlived its budget (a Python thread cannot be stopped) would hold up the exit after
+    SIGTERM. A review has no side effects, so these threads are daemons and are simply dropped.
+    A job still queued when its caller gives up is cancelled by `wrap_future` and never runs.
+    """
+
+    def __init__(self, workers: int = REVIEW_WORKERS, name: str = "review") -> None:
+        self.workers, self.name = workers, name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # workers waiting for a job
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        if self._closed:
+            raise RuntimeError("cannot schedule new work after shutdown")
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put((future, fn, args, kwargs))
+        # A new thread only when none is idle (as ThreadPoolExecutor does): at a low rate one
+        # warm thread does all the work, which costs less than waking a different one each time.
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self.workers:
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            _run_job(*job)
+            job = None  # hold no request while idle
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+        for _ in self._threads:
+            self._jobs.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
+def _run_job(future: concurrent.futures.Future[Any], fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    if not future.set_running_or_notify_cancel():  # its caller gave up while it was queued
+        return
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as e:
+        future.set_exception(e)
+    else:
+        future.set_result(result)
+
+
+# ---- connection limits ---------------------------------------------------------------------
+
+class ConnectionLimit:
+    """Open connections of one listener, and the most it accepts; counted from accept to close.
+
+    aiohttp has no such limit (only the listen backlog), and counting in its protocol would miss
+    connections still in their TLS handshake. So the listening socket itself closes a connection
+    over the limit right after accepting it (see _LimitedListener): no TLS or HTTP work is spent
+    on it, and the process never holds more descriptors than the limits allow.
+    """
+
+    WARNING_INTERVAL = 60.0  # log "limit reached" at most this often, with the count since
+
+    def __init__(self, listener: str, limit: int, metrics: Metrics) -> None:
+        self.listener, self.limit, self.metrics = listener, limit, metrics
+        self._open: weakref.WeakSet[socket.socket] = weakref.WeakSet()  # a leaked socket leaves it too
+        self._rejected = 0
+        self._next_warning = 0.0
+        metrics.connections.labels(listener=listener).set_function(lambda: len(self._open))
+
+    @property
+    def open(self) -> int:
+        return len(self._open)
+
+    def admit(self, conn: socket.socket) -> bool:
+        if len(self._open) < self.limit:
+            self._open.add(conn)
+            return True
+        self.metrics.connections_rejected.labels(listener=self.listener).inc()
+        self._rejected += 1
+        now = time.monotonic()
+        if now >= self._next_warning:
+            logs.log(logger, logging.WARNING, "connection limit reached: closing new connections at once",
+                     listener=self.listener, limit=self.limit, rejected=self._rejected)
+            self._rejected, self._next_warning = 0, now + self.WARNING_INTERVAL
+        return False
+
+    def release(self, conn: socket.socket) -> None:
+        self._open.discard(conn)
+
+
+class _CountedSocket(socket.socket):
+    """An accepted connection that leaves its listener's count when closed."""
+
+    __slots__ = ("limit",)
+
+    def close(self) -> None:
+        limit = getattr(self, "limit", None)
+        if limit is not None:
+            self.limit = None
+            limit.release(self)
+        super().close()
+
+
+class _LimitedListener(socket.socket):
+    """A listening socket whose accept() closes connections over the limit before anyone sees them
+    (asyncio's accept loop calls it; BlockingIOError, when none is waiting, ends that loop)."""
+
+    __slots__ = ("limit",)
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        while True:
+            fd, address = self._accept()  # type: ignore[attr-defined]
+            conn = _CountedSocket(self.family, self.type, self.proto, fileno=fd)
+            if self.limit.admit(conn):
+                conn.limit = self.limit
+                return conn, address
+            conn.close()
+
+
+def _listen(address: Address, limit: ConnectionLimit, backlog: int) -> list[socket.socket]:
+    """Listening sockets for `address` (an empty host: every interface, IPv4 and IPv6), as asyncio
+    would make them, but of the limited kind."""
+    infos = socket.getaddrinfo(address.host or None, address.port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
+            try:
+                sock = _LimitedListener(family, kind, proto)
+            except OSError:  # e.g. IPv6 disabled in the kernel: serve the other families
+                continue
+            sockets.append(sock)
+            sock.limit = limit
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(sockaddr)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(f"no usable address for {address}")
+    return sockets
+
+
+class _LimitedSite(web.BaseSite):
+    """An aiohttp site on one of our listening sockets (TLS with a bounded handshake time)."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, *, ssl_context: Any = None,
+                 backlog: int = 128) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._sock = sock
+
+    @property
+    def name(self) -> str:
+        host, port = self._sock.getsockname()[:2]
+        return f"{'https' if self._ssl_context else 'http'}://{Address(host, port)}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        extra = {"ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT} if self._ssl_context else {}
+        self._server = await asyncio.get_running_loop().create_server(
+            server, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog, **extra)
 
 
 # ---- the server ----------------------------------------------------------------------------
@@ -110,6 +375,10 @@ def _status(code: int, reason: str, message: str) -> web.Response:
 
 
 _STATUS_REASONS = {400: "BadRequest", 408: "Timeout", 413: "RequestEntityTooLarge"}
+
+
+class _ReviewTimeout(Exception):
+    """Decoding and reviewing the request did not finish within --review-timeout."""
 
 
 class _Refused(Exception):
@@ -129,13 +398,22 @@ class WebhookServer:
     def __init__(self, config: Any, tls_cert_dir: str | Path, *, namespaces_api: Any = None,
                  metrics: Metrics | None = None, shutdown_timeout: float = SHUTDOWN_TIMEOUT,
                  keepalive_timeout: float = KEEPALIVE_TIMEOUT, body_timeout: float = BODY_TIMEOUT,
-                 cert_poll_seconds: float = CERT_POLL_SECONDS) -> None:
+                 cert_poll_seconds: float = CERT_POLL_SECONDS, review_timeout: float = REVIEW_TIMEOUT,
+                 review_workers: int = REVIEW_WORKERS, max_connections: int = MAX_CONNECTIONS,
+                 health_max_connections: int = HEALTH_MAX_CONNECTIONS,
+                 health_idle_timeout: float = HEALTH_IDLE_TIMEOUT, cert_expiry_warning: float = EXPIRY_WARNING,
+                 cert_unready_within: float = 0.0) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
-        self.certs = CertReloader(tls_cert_dir, self.metrics)
+        self.certs = CertReloader(tls_cert_dir, self.metrics, expiry_warning=cert_expiry_warning,
+                                  unready_within=cert_unready_within)
         self.namespaces = NamespaceCache(namespaces_api, self.metrics)
         self.body_timeout = body_timeout
+        self.review_timeout = review_timeout
         self.cert_poll_seconds = cert_poll_seconds
+        self.pool = ReviewPool(review_workers)
+        self.webhook_limit = ConnectionLimit("webhook", max_connections, self.metrics)
+        self.health_limit = ConnectionLimit("health", health_max_connections, self.metrics)
         self.stopping = False
         self.in_flight = 0
         self.webhook_port = self.health_port = 0
@@ -152,7 +430,8 @@ class WebhookServer:
         health.router.add_get("/readyz", self._readyz)
         health.router.add_get("/readyz/ready", self._readyz)  # the reference chart's probe path
         health.router.add_get("/metrics", make_aiohttp_handler(self.metrics.registry))
-        self._health_runner = web.AppRunner(health, access_log=None, handle_signals=False)
+        self._health_runner = web.AppRunner(health, access_log=None, handle_signals=False,
+                                            keepalive_timeout=health_idle_timeout)
         self._cert_task: asyncio.Task[None] | None = None
 
     # -- lifecycle --
@@ -165,11 +444,9 @@ class WebhookServer:
         await self._health_runner.setup()
         await self._runner.setup()
         try:
-            await _bind(web.TCPSite(self._health_runner, health_listen.host or None, health_listen.port),
-                        health_listen, "--health-listen")
+            await _bind(self._health_runner, health_listen, "--health-listen", self.health_limit)
             self.health_port = self._health_runner.addresses[0][1]
-            await _bind(web.TCPSite(self._runner, listen.host or None, listen.port,
-                                    ssl_context=self.certs.context, backlog=1024), listen, "--listen")
+            await _bind(self._runner, listen, "--listen", self.webhook_limit, self.certs.context, backlog=1024)
             self.webhook_port = self._runner.addresses[0][1]
         except ListenError:
             await self.stop()
@@ -204,6 +481,7 @@ class WebhookServer:
         await self._health_runner.cleanup()
         if self._cert_task is not None:
             self._cert_task.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)  # a review past its budget is dropped
         await asyncio.to_thread(self.namespaces.stop)
 
     @property
@@ -250,6 +528,9 @@ class WebhookServer:
         except NamespaceUnavailable as e:  # a deployment problem (network, RBAC): failurePolicy decides
             response, result, reason = _status(500, "InternalError", str(e)), "error", "namespace-unavailable"
             fields["error"] = str(e)
+        except _ReviewTimeout as e:  # as if the API server had timed out, but sooner and explained
+            response, result, reason = _status(500, "ServerTimeout", str(e)), "error", "review-timeout"
+            fields["error"] = str(e)
         except Exception:  # our own bug: log it here, never show a traceback to the caller
             logger.exception("internal error while answering an admission request")
             response = _status(500, "InternalError", "internal error in the injector; see its log")
@@ -263,7 +544,7 @@ class WebhookServer:
         m.latency.observe(elapsed)
         m.requests.labels(result=result, reason=reason).inc()
         fields.update(decision=result, reason=reason, duration_ms=round(elapsed * 1000, 3), status=response.status)
-        logs.log(logger, logging.INFO, "admission", **fields)
+        logs.log(logger, logging.WARNING if result == "error" else logging.INFO, "admission", **fields)
         return response
 
     async def _validate_workload(self, request: web.Request) -> web.Response:
@@ -275,11 +556,15 @@ class WebhookServer:
             try:
                 async with asyncio.timeout(self.body_timeout):
                     body = await request.read()
-                data = json.loads(body)
-            except Exception:  # unreadable, too large or not JSON: still allowed, with nothing to say
-                data = None
+            except Exception:  # unreadable or too large: still allowed, with nothing to say
+                body = b""
             try:
-                answer = review_workload(data)
+                async with asyncio.timeout(self.review_timeout):
+                    answer = await self._in_pool(_workload_answer, body)
+            except TimeoutError:
+                logs.log(logger, logging.WARNING, "workload review timed out; allowed without warnings",
+                         timeout_s=self.review_timeout)
+                answer = review_workload(None)
             except Exception:  # our bug; still never block a deploy
                 logger.exception("internal error while reviewing a workload")
                 answer = review_workload(None)
@@ -293,12 +578,29 @@ class WebhookServer:
         logs.log(logger, logging.INFO, "workload review", uid=answer["response"]["uid"], result=result, warnings=len(warnings))
         return web.json_response(answer)
 
-    async def _review(self, parsed: dict) -> ReviewResult:
-        """review() with the namespace's labels, fetched only when the engine asks for them.
+    async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`fn(*args)` in the worker pool. When the caller gives up (its budget ran out), a job
+        still queued never runs; one already running runs on and is counted until it ends."""
+        future = self.pool.submit(fn, *args)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if not future.cancel():  # running: nothing can stop it
+                gauge = self.metrics.abandoned_reviews
+                gauge.inc()
+                future.add_done_callback(lambda _: gauge.dec())
+            raise
 
-        A pod that is skipped (opted out, system namespace, ...) never waits for, nor fails on, an
-        API call; a pod that is injected in a namespace not yet cached is reviewed again once its
-        labels are fetched (review() is cheap; the GET is not)."""
+    def _first_review(self, body: bytes, fields: dict[str, Any]) -> tuple[dict, str, bool, bool, ReviewResult]:
+        """In a worker: decode the request and review it with the cached namespace labels.
+
+        Returns the request, the pod's namespace, whether the labels must still be resolved
+        (the engine asked for them), whether that namespace was cached, and the result."""
+        try:
+            parsed = parse_review(body)
+        except ReviewError as e:
+            raise _Refused(400, "bad-review", str(e))
+        fields["uid"] = parsed["request"]["uid"]
         namespace = pod_namespace(parsed)
         cached = self.namespaces.has(namespace)
         consulted = False
@@ -309,10 +611,20 @@ class WebhookServer:
             return self.namespaces.peek(name)
 
         result = review(parsed, self.config, lookup)
+        return parsed, namespace, consulted, cached, result
+
+    async def _review(self, body: bytes, fields: dict[str, Any]) -> ReviewResult:
+        """review() with the namespace's labels, fetched only when the engine asks for them.
+
+        A pod that is skipped (opted out, system namespace, ...) never waits for, nor fails on, an
+        API call; a pod that is injected in a namespace not yet cached is reviewed again once its
+        labels are fetched (review() is cheap; the GET is not). Both reviews run in the pool."""
+        parsed, namespace, consulted, cached, result = await self._in_pool(self._first_review, body, fields)
         if consulted:
             labels = await self.namespaces.resolve(namespace)  # a GET only on a miss
             if not cached:
-                result = review(parsed, self.config, _lookup(namespace, labels, self.namespaces))
+                result = await self._in_pool(review, parsed, self.config,
+                                             _lookup(namespace, labels, self.namespaces))
         return result
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> tuple[web.Response, str, str]:
@@ -331,18 +643,30 @@ class WebhookServer:
             raise _Refused(408, "body-timeout", f"request body not received within {self.body_timeout:g}s")
         if not body:
             raise _Refused(400, "bad-review", "request body is empty")
+        budget = asyncio.timeout(self.review_timeout)
         try:
-            parsed = parse_review(body)
-        except ReviewError as e:
-            raise _Refused(400, "bad-review", str(e))
-        fields["uid"] = parsed["request"]["uid"]
-        result = await self._review(parsed)
+            async with budget:
+                result = await self._review(body, fields)
+        except TimeoutError:
+            if not budget.expired():
+                raise
+            raise _ReviewTimeout(f"the injector did not finish reviewing this request within "
+                                 f"{self.review_timeout:g}s (--review-timeout)") from None
         fields.update(namespace=result.namespace, pod=result.name)
         if result.warnings:
             fields["warnings"] = len(result.warnings)
             self.metrics.warnings.inc(len(result.warnings))
         body_out = json.dumps(result.review, separators=(",", ":")).encode()
         return web.Response(body=body_out, content_type="application/json"), result.outcome, result.reason
+
+
+def _workload_answer(body: bytes) -> dict:
+    """In a worker: the /validate-workload answer (garbage gets an empty allow)."""
+    try:
+        data = json.loads(body)
+    except Exception:  # not JSON (or nested too deeply)
+        data = None
+    return review_workload(data)
 
 
 def _lookup(namespace: str, labels: Mapping[str, str], cache: NamespaceCache) -> Callable[[str], Mapping[str, str]]:
@@ -354,11 +678,13 @@ class ListenError(Exception):
     """An address could not be bound; the message names the flag and the address."""
 
 
-async def _bind(site: web.TCPSite, address: Address, flag: str) -> None:
+async def _bind(runner: web.AppRunner, address: Address, flag: str, limit: ConnectionLimit,
+                ssl_context: Any = None, backlog: int = 128) -> None:
     try:
-        await site.start()
+        for sock in _listen(address, limit, backlog):
+            await _LimitedSite(runner, sock, ssl_context=ssl_context, backlog=backlog).start()
     except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
+        reason = e.strerror or str(e)
         raise ListenError(f"{flag} {address}: cannot listen: {reason}") from e
 
 
@@ -371,6 +697,7 @@ def _show(address: Address, port: int) -> str:
 def main(args: argparse.Namespace, config: Any) -> int:
     """Run the webhook until SIGTERM/SIGINT; 0 after a clean shutdown, non-zero on a startup problem."""
     logs.setup(args.log_level, args.log_json)
+    _raise_open_files_limit(args.max_connections + args.health_max_connections + RESERVED_FDS)
     cert_dir = Path(args.tls_cert_dir)
     if not cert_dir.is_dir():
         print(f"connect-inject serve: --tls-cert-dir {cert_dir}: not a directory", file=sys.stderr)
@@ -383,8 +710,35 @@ def main(args: argparse.Namespace, config: Any) -> int:
     return asyncio.run(_serve(args, config, api))
 
 
+def _raise_open_files_limit(needed: int) -> None:
+    """Raise the soft open-files limit towards what the connection limits need (as Go programs do
+    at start), up to the hard limit; warn when even that is lower."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(hard, needed)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft < needed:
+        logs.log(logger, logging.WARNING, "the open-files limit is lower than the connection limits need; "
+                 "lower --max-connections/--health-max-connections or raise the limit",
+                 nofile=soft, needed=needed)
+
+
 async def _serve(args: argparse.Namespace, config: Any, api: Any) -> int:
-    server = WebhookServer(config, args.tls_cert_dir, namespaces_api=api)
+    server = WebhookServer(config, args.tls_cert_dir, namespaces_api=api, review_timeout=args.review_timeout,
+                           max_connections=args.max_connections,
+                           health_max_connections=args.health_max_connections,
+                           cert_expiry_warning=args.cert_expiry_warning_days * 86400,
+                           cert_unready_within=args.cert_expiry_unready_days * 86400)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # before listening: a SIGTERM right after is graceful too

@@ -161,3 +161,61 @@ async def test_webhook_fails_a_pod_whose_unseen_namespace_cannot_be_read(fake_ku
     assert status == 500 and "namespace 'late'" in body["message"] and "503" in body["message"]
     assert metric_value(await webhook.metrics(), "connect_inject_admission_requests_total",
                         result="error", reason="namespace-unavailable") == 1
+
+
+async def test_a_missing_namespace_costs_one_get_per_period(fake_kube: FakeKube) -> None:
+    """FakeKube stands in for the API server. Pods naming random namespaces used to cost a GET each
+    time; a 404 is now remembered briefly (the cache is not started: every name is a miss)."""
+    c = NamespaceCache(core_api(fake_kube.url), Metrics(), negative_ttl=60)
+    assert await c.resolve("nope") == {}
+    assert await c.resolve("nope") == {}
+    assert await asyncio.gather(*(c.resolve("nope") for _ in range(10))) == [{}] * 10
+    assert fake_kube.calls["get"] == 1
+    assert c.has("nope")  # the webhook needs no second review for it either
+
+    short = NamespaceCache(core_api(fake_kube.url), Metrics(), negative_ttl=0.2)
+    assert await short.resolve("gone") == {}
+    gets = fake_kube.calls["get"]
+    await until_async(lambda: short.resolve("gone"), lambda: fake_kube.calls["get"] == gets + 1)  # after the TTL
+
+
+async def until_async(action, predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await action()
+            await asyncio.sleep(0.01)
+
+
+async def test_remembered_misses_are_bounded(fake_kube: FakeKube) -> None:
+    """FakeKube stands in for the API server: random names cannot grow the cache without bound;
+    the least recently missed name is forgotten first."""
+    c = NamespaceCache(core_api(fake_kube.url), Metrics(), negative_ttl=60, negative_entries=3)
+    for i in range(5):
+        await c.resolve(f"random-{i}")
+    assert fake_kube.calls["get"] == 5
+    for i in (2, 3, 4):  # remembered
+        await c.resolve(f"random-{i}")
+    assert fake_kube.calls["get"] == 5
+    await c.resolve("random-0")  # forgotten: asked again
+    assert fake_kube.calls["get"] == 6
+
+
+async def test_a_namespace_created_after_a_miss_is_seen_at_once(fake_kube: FakeKube, cache) -> None:
+    """FakeKube stands in for the API server: the watch delivers a namespace created right after a
+    404 was remembered, and its labels win over the remembered miss."""
+    c = cache(negative_ttl=60)
+    await until(c.synced.is_set)
+    assert await c.resolve("late") == {}
+    await fake_kube.add("late", {TPROXY: "false"})
+    await until(lambda: c.peek("late") == {TPROXY: "false"})
+    assert await c.resolve("late") == {TPROXY: "false"}
+
+
+async def test_webhook_pods_in_a_missing_namespace_cost_one_get(fake_kube: FakeKube, start_server, https) -> None:
+    """FakeKube stands in for the API server; the namespace `ghost` does not exist."""
+    server = await start_server(namespaces_api=core_api(fake_kube.url))
+    await until(server.namespaces.synced.is_set)
+    webhook = Webhook(server, https)
+    for _ in range(3):
+        assert (await webhook.review(docs_pod("static-server"), namespace="ghost"))["response"]["allowed"] is True
+    assert fake_kube.calls["get"] == 1

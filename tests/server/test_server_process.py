@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -25,10 +26,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-async def spawn(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
+async def spawn(tmp_path: Path, *args: str, nofile: tuple[int, int] | None = None) -> asyncio.subprocess.Process:
+    """`serve` with `args`; `nofile` sets its (soft, hard) open-files limit."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "generator", "serve", *args, cwd=ROOT, env=_env(tmp_path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=limit if nofile else None)
 
 
 async def run(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
@@ -148,6 +153,10 @@ async def test_health_and_metrics_endpoints(served: Served, ca: CA) -> None:
     (["--health-listen", "x:y"], "--health-listen: invalid port 'y'"),
     (["--log-level", "loud"], "--log-level: invalid choice: 'loud'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--review-timeout", "0"], "--review-timeout: must be more than 0, got '0'"),
+    (["--max-connections", "many"], "--max-connections: invalid value 'many'"),
+    (["--health-max-connections", "-1"], "--health-max-connections: must be more than 0, got '-1'"),
+    (["--cert-expiry-warning-days", "-1"], "--cert-expiry-warning-days: must be 0 or more, got '-1'"),
 ])
 async def test_bad_flags_exit_2_with_a_clear_line(tmp_path: Path, cert_dir: Path, args, needle) -> None:
     code, err = await run(tmp_path, "--tls-cert-dir", str(cert_dir), *args)
@@ -180,3 +189,45 @@ async def test_port_in_use_exits_1_naming_the_address(tmp_path: Path, cert_dir: 
                               "--health-listen", "127.0.0.1:0", "--log-level", "error")
     assert code == 1
     assert err == [f"connect-inject serve: --listen 127.0.0.1:{port}: cannot listen: Address already in use"]
+
+
+async def test_idle_health_connections_cannot_starve_mutate_at_nofile_128(tmp_path: Path, cert_dir: Path, ca: CA) -> None:
+    """Issue 8 finding 9's reproducer: 140 idle connections to the health port of a process limited
+    to 128 open files left none for /mutate. Now the health port keeps at most 64 of them."""
+    proc = await spawn(tmp_path, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+                       "--tls-cert-dir", str(cert_dir), "--log-json", "--shutdown-delay", "0", nofile=(128, 128))
+    served = Served(proc)
+    listening = await served.line("listening")
+    webhook_port = int(listening["webhook"].rsplit(":", 1)[1].split("/")[0])
+    health_port = int(listening["health"].rsplit(":", 1)[1].split("/")[0])
+    idle = []
+    try:
+        async with asyncio.timeout(30):  # before the fix, connects hung once the backlog filled up
+            for _ in range(140):
+                idle.append(await asyncio.open_connection("127.0.0.1", health_port))
+        await served.line("connection limit reached: closing new connections at once")
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ssl(ca))) as http:
+            body = json.dumps(admission_review(docs_pod("static-server"), uid="starved?"))
+            async with asyncio.timeout(10):
+                async with http.post(f"https://127.0.0.1:{webhook_port}/mutate", data=body,
+                                     headers={"Content-Type": "application/json"}) as r:
+                    assert r.status == 200 and (await r.json())["response"]["uid"] == "starved?"
+    finally:
+        for _, writer in idle:
+            writer.close()
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 30)  # drains stderr: wait() alone can hang on a full pipe
+
+
+async def test_the_open_files_limit_is_raised_for_the_connection_limits(tmp_path: Path, cert_dir: Path) -> None:
+    """A soft limit below what --max-connections needs is raised up to the hard limit."""
+    proc = await spawn(tmp_path, "--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0",
+                       "--tls-cert-dir", str(cert_dir), "--log-json", "--shutdown-delay", "0", nofile=(128, 4096))
+    try:
+        await Served(proc).line("listening")
+        limits = Path(f"/proc/{proc.pid}/limits").read_text()
+        [line] = [l for l in limits.splitlines() if l.startswith("Max open files")]
+        assert line.split()[3:5] == ["1192", "4096"]  # 1,000 + 64 + 128 reserved
+    finally:
+        proc.kill()
+        await asyncio.wait_for(proc.communicate(), 30)
