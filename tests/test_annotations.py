@@ -4,6 +4,8 @@ annotation key and the value (never a crash, never a silent skip)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine_helpers import P, container, denial, init_script, inject, load_config, make_pod, run
 from generator import annotations
@@ -188,3 +190,22 @@ def test_scrape_port_is_validated_even_with_metrics_off():
 def test_consul_dns_with_tproxy_off_does_not_need_the_dns_ip():
     out = inject(make_pod({P + "consul-dns": "true", P + "transparent-proxy": "false"}))
     assert "-consul-dns-ip" not in init_script(out)
+
+
+@given(st.text(alphabet=["a", "b", " ", "\t", "\n", "\r", "\\", '"', "'", "-", "=", "#", "é"], max_size=24))
+@settings(max_examples=3000, deadline=None)
+def test_envoy_args_split_exactly_as_shlex(text):
+    """The splitter is a regex (shlex reads a character at a time); it must agree with shlex.split."""
+    import shlex
+
+    from generator.annotations import BadValue, parse_args
+
+    try:
+        expected: tuple | str = tuple(shlex.split(text))
+    except ValueError as exc:
+        expected = str(exc)
+    try:
+        got: tuple | str = parse_args(text)
+    except BadValue as exc:
+        got = str(exc).removeprefix("cannot split into arguments: ")
+    assert got == expected

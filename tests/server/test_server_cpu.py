@@ -2,6 +2,8 @@
 
 The costly review is made deterministic by wrapping the engine: a pod named `slow-...` burns CPU
 in pure Python (as the 60,000-annotation pod of issue 8 did, 27 s) until the test releases it.
+Costly pods are big ones (the engine's work is linear in its input), so `slow_pod()` is larger
+than the bodies the server reviews on its event loop (INLINE_BODY_MAX).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def burner(monkeypatch):
     b.release.set()  # never leave a thread burning after the test
 
 
+def slow_pod(name: str, annotations: dict[str, str] | None = None) -> dict:
+    """A pod above INLINE_BODY_MAX, as a costly pod is: padded with an annotation the engine ignores.
+    (Only a `slow-` name makes the burner burn; a big pod of another name goes to the pool too.)"""
+    padding = {"example.com/padding": "x" * (server_mod.INLINE_BODY_MAX + 1)}
+    return make_pod({**padding, **(annotations or {})}, name=name)
+
+
 async def until(predicate, timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -75,7 +84,7 @@ async def test_a_costly_review_does_not_hold_up_a_normal_pod(start_server, https
     """Issue 8 finding 4: a pod sent 0.5 s after a 27 s one waited 27 s. Now it is answered while
     the costly one is still being reviewed."""
     webhook = Webhook(await start_server(review_timeout=30), https)
-    slow = asyncio.create_task(webhook.review(make_pod({P + "connect-inject": "true"}, name="slow-1")))
+    slow = asyncio.create_task(webhook.review(slow_pod("slow-1", {P + "connect-inject": "true"})))
     await burner.wait_started()
 
     started = time.perf_counter()
@@ -98,7 +107,7 @@ async def test_a_review_over_its_budget_is_answered_500_at_the_budget(start_serv
     webhook = Webhook(server, https)
 
     started = time.perf_counter()
-    status, body = await asyncio.wait_for(webhook.post(admission_review(make_pod(name="slow-2"), uid="uid-slow")), 10)
+    status, body = await asyncio.wait_for(webhook.post(admission_review(slow_pod("slow-2"), uid="uid-slow")), 10)
     elapsed = time.perf_counter() - started
     assert status == 500 and body["kind"] == "Status" and body["reason"] == "ServerTimeout", body
     assert "0.5s" in body["message"] and "--review-timeout" in body["message"]
@@ -122,10 +131,10 @@ async def test_the_budget_covers_waiting_for_a_worker(start_server, https, burne
     up while queued, never runs."""
     server = await start_server(review_timeout=0.5, review_workers=1)
     webhook = Webhook(server, https)
-    slow = asyncio.create_task(webhook.post(admission_review(make_pod(name="slow-3"))))
+    slow = asyncio.create_task(webhook.post(admission_review(slow_pod("slow-3"))))
     await burner.wait_started()
     started = time.perf_counter()
-    status, body = await asyncio.wait_for(webhook.post(admission_review(make_pod(name="queued"))), 10)
+    status, body = await asyncio.wait_for(webhook.post(admission_review(slow_pod("queued"))), 10)
     assert status == 500 and body["reason"] == "ServerTimeout"
     assert time.perf_counter() - started < 1.5
     assert (await asyncio.wait_for(slow, 10))[0] == 500
@@ -137,7 +146,7 @@ async def test_the_budget_covers_waiting_for_a_worker(start_server, https, burne
 async def test_shutdown_waits_for_a_review_in_a_worker_and_delivers_its_answer(start_server, https, burner: Burner) -> None:
     server = await start_server(review_timeout=30)
     webhook = Webhook(server, https)
-    slow = asyncio.create_task(webhook.review(make_pod(name="slow-4"), uid="draining"))
+    slow = asyncio.create_task(webhook.review(slow_pod("slow-4"), uid="draining"))
     await burner.wait_started()
     assert server.in_flight == 1
 
@@ -171,3 +180,22 @@ async def test_workload_reviews_run_in_the_pool_with_a_budget(start_server, http
         assert time.perf_counter() - started < 1.5
     finally:
         release.set()
+
+
+async def test_small_requests_are_reviewed_on_the_event_loop_and_big_ones_in_the_pool(start_server, https, monkeypatch) -> None:
+    """Handing a typical pod to a thread costs more than reviewing it; its work is bounded by its
+    size. Bodies above INLINE_BODY_MAX go to the worker pool."""
+    server = await start_server()
+    webhook = Webhook(server, https)
+    threads: dict[str, str] = {}
+    real = server_mod.review
+
+    def review(data: dict, config: Any, labels: Any = no_labels) -> Any:
+        threads[data["request"]["object"]["metadata"]["name"]] = threading.current_thread().name
+        return real(data, config, labels)
+
+    monkeypatch.setattr(server_mod, "review", review)
+    await webhook.review(make_pod({P + "connect-inject": "true"}, name="small"))
+    await webhook.review(slow_pod("big", {P + "connect-inject": "true"}))
+    assert threads["small"] == threading.main_thread().name
+    assert threads["big"].startswith("review-")
