@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import yamale
 import yaml
 
-from generator import helmvalues, paths, quantity, yamlio
+from generator import chartkeys, helmvalues, paths, quantity, yamlio
 from generator.annotations import BadValue, parse_args
 from generator.errors import ConfigError
 
@@ -130,9 +130,12 @@ def merged_values(values_files: Sequence[str | Path] = (), sets: Sequence[str] =
 _SCHEMA: Any = None
 
 
-def schema_problems(values: dict) -> list[str]:
+def schema_problems(values: dict, ignored: list[str] | None = None) -> list[str]:
     """One `path: message` line per path; the alternatives of an `any()` are said in one line
-    (`client.enabled: expected a boolean or "-", got "true" (a string)`)."""
+    (`client.enabled: expected a boolean or "-", got "true" (a string)`).
+
+    A key this chart does not know but some Consul chart version had is not a problem: it is
+    appended to `ignored` (with the versions) and its subtree is checked for typos."""
     global _SCHEMA
     if _SCHEMA is None:
         _SCHEMA = yamale.make_schema(str(paths.VALUES_SCHEMA))
@@ -144,8 +147,39 @@ def schema_problems(values: dict) -> list[str]:
             for line in result.errors:
                 path, _, message = line.partition(": ")
                 by_path.setdefault(path, []).append(message)
-        return [_schema_line(path, messages, values) for path, messages in by_path.items()]
+        problems = []
+        for path, messages in by_path.items():
+            if messages == ["Unexpected element"]:
+                problems += _foreign_key(path, values, ignored)
+            else:
+                problems.append(_schema_line(path, messages, values))
+        return problems
     return []
+
+
+def _foreign_key(path: str, values: Mapping[str, Any], ignored: list[str] | None) -> list[str]:
+    """A key outside this chart's schema: another Consul chart version's (ignored), or a typo."""
+    kind = chartkeys.kind(path)
+    if kind == "unknown":
+        parent = path.rpartition(".")[0]
+        hint = chartkeys.hint(path, _schema_siblings(parent))
+        suggestion = f'; did you mean "{parent + "." if parent else ""}{hint}"?' if hint else ""
+        return [f"{path}: not a key of this chart nor of any Consul chart version (v0.30.0 to v1.9.11){suggestion}"]
+    if ignored is not None:
+        ignored.append(f"{path}: not used by this chart, ignored (a key of the Consul chart {chartkeys.versions(path)})")
+    problems = []
+    for bad in chartkeys.unknown_under(path, _get(values, path)):
+        hint = chartkeys.hint(bad)
+        suggestion = f'; did you mean "{bad.rpartition(".")[0]}.{hint}"?' if hint else ""
+        problems.append(f"{bad}: not a key of any Consul chart version (v0.30.0 to v1.9.11){suggestion}")
+    return problems
+
+
+def _schema_siblings(parent: str) -> frozenset[str]:
+    """Keys this chart's own defaults have at `parent` (new keys are not in the Consul chart's)."""
+    defaults = read_values_file(paths.CHART_VALUES)
+    node = _get(defaults, parent) if parent else defaults
+    return frozenset(node) if isinstance(node, Mapping) else frozenset()
 
 
 _EXPECTED = re.compile(r"^'.*' is not a (?P<kind>.+?)\.?$|^'.*' not in \((?P<enum>.*?),?\)$", re.S)
@@ -191,7 +225,7 @@ def load(
 
     env = os.environ if environ is None else environ
     values = merged_values(values_files, sets, chart_defaults)
-    problems = schema_problems(values)
+    problems = schema_problems(values, check_only)
     chart_installs_injector = tristate(_get(values, "connectInject.enabled", False), _get(values, "global.enabled", True))
     rules = cross_key_problems(values) if check_only is None or chart_installs_injector else []
     problems += [p for p in rules if p.split(":", 1)[0] not in {q.split(":", 1)[0] for q in problems}]
@@ -208,7 +242,7 @@ def load(
     if check_only is None:
         problems += env_problems
     else:
-        check_only.extend(env_problems)
+        check_only.extend(f"{p} (the webhook needs it at run time; the values are fine)" for p in env_problems)
     if problems:
         raise ConfigError(problems)
     templates = Templates(_get(values, "connectInject.templates") or {})
@@ -238,7 +272,9 @@ def _build(values, release_name, env, resources, extra_args, ca_cert, templates)
         tproxy_default=bool(g("connectInject.transparentProxy.defaultEnabled", True)),
         overwrite_probes_default=bool(g("connectInject.transparentProxy.defaultOverwriteProbes", True)),
         # The reference chart tests plain truthiness here: dns.enabled "-" counts as on.
-        consul_dns_default=bool(g("dns.enabled", "-")) and bool(g("dns.enableRedirection", False)),
+        # "-" for enableRedirection (the Consul chart's default from v1.0.0) follows transparent proxy.
+        consul_dns_default=bool(g("dns.enabled", "-")) and tristate(g("dns.enableRedirection", False),
+                                                                    g("connectInject.transparentProxy.defaultEnabled", True)),
         dns_env_var=dns_env_var,
         dns_ip=env.get(dns_env_var) or None,
         metrics_default=tristate(metrics_default, g("global.metrics.enabled", False)),

@@ -13,3 +13,4 @@ HOME = Path(os.environ.get("CONNECT_INJECT_HOME") or Path(__file__).resolve().pa
 CHART_VALUES = HOME / "chart" / "values.yaml"
 VALUES_SCHEMA = HOME / "values-schema.yaml"
 TEMPLATES_DIR = HOME / "templates"
+CHART_KEYS = Path(__file__).resolve().parent / "data" / "consul-chart-keys.tsv"  # package data

@@ -1,4 +1,4 @@
-"""values-schema.yaml (yamale) → chart/values.schema.json (JSON Schema draft-07, which Helm enforces).
+"""values-schema.yaml (yamale) and the Consul chart keys → chart/values.schema.json (JSON Schema draft-07, which Helm enforces).
 
 The yamale schema is the single source; this module translates it mechanically, so yamale
 (`connect-inject check-values`) and Helm (`helm install/upgrade/template/lint`) accept and refuse
@@ -8,7 +8,9 @@ the same values files. Rules of the translation:
 - a key is required unless it says `required=False`; an optional key also accepts null unless it
   says `none=False` (yamale's rule);
 - `include('x')` is a `$ref` to `#/definitions/x`; `any(a, b)` is `anyOf`; `enum(...)` is `enum`;
-- `regex(...)` is a `pattern` anchored at the start, as Python's `re.match` is.
+- `regex(...)` is a `pattern` anchored at the start, as Python's `re.match` is;
+- every key of every Consul chart version (generator/data/consul-chart-keys.tsv) that the yamale
+  schema lacks is added, accepting anything (check-values ignores such keys with a warning).
 
 A validator this module does not know is an error, never a silent pass.
 
@@ -19,6 +21,7 @@ exits 1 when the file on disk differs from what the schema gives).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -26,6 +29,8 @@ from typing import Any
 
 import yamale
 from yamale import validators as v
+
+from generator import chartkeys
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "values-schema.yaml"
@@ -132,12 +137,48 @@ def _node(node: Any) -> tuple[dict[str, Any], bool]:
     return schema, node.is_required
 
 
+def _consul_keys(root: dict[str, Any], definitions: dict[str, Any]) -> None:
+    """Accept every key some Consul chart version had (generator/data/consul-chart-keys.tsv), as
+    check-values does: a section this schema lacks becomes a strict object of the keys it had
+    (so Helm still refuses a typo), a leaf accepts anything. Where a key would be added under a
+    `$ref`, that definition is copied in place first, so other users of it are not widened."""
+    for path in sorted(chartkeys.rows()):
+        node = root
+        parts = path.split(".")
+        for depth, part in enumerate(parts):
+            _inline_ref(node, definitions)
+            properties = node.get("properties")
+            if properties is None or node.get("additionalProperties") is not False:
+                break  # free-form here (any, a map of anything, a scalar): nothing to add
+            if part not in properties:
+                leaf = depth == len(parts) - 1
+                properties[part] = {} if leaf else {"type": ["object", "null"], "additionalProperties": False, "properties": {}}
+            node = properties[part]
+
+
+def _inline_ref(node: dict[str, Any], definitions: dict[str, Any]) -> None:
+    """Replace a `$ref` (or a nullable `anyOf` of one) by a copy of the definition, in place."""
+    nullable = False
+    alternatives = node.get("anyOf")
+    if alternatives and len(alternatives) == 2 and {"type": "null"} in alternatives:
+        ref = next(a for a in alternatives if a != {"type": "null"})
+        if set(ref) == {"$ref"}:
+            node.pop("anyOf")
+            node["$ref"], nullable = ref["$ref"], True
+    if "$ref" not in node:
+        return
+    node.update(copy.deepcopy(definitions[node.pop("$ref").rsplit("/", 1)[1]]))
+    if nullable and node.get("type") == "object":
+        node["type"] = ["object", "null"]
+
+
 def build(schema_path: Path = SCHEMA) -> dict[str, Any]:
     schema = yamale.make_schema(str(schema_path))
     root, _ = _node(schema._schema)
     definitions = {}
     for name, included in sorted(schema.includes.items()):
         definitions[name], _ = _node(included._schema)
+    _consul_keys(root, definitions)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "$comment": "Generated from values-schema.yaml by `make schema` (generator/schema_json.py). Do not edit.",

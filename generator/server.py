@@ -147,28 +147,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
+def _at_least(kind: type, low: float, *, strictly: bool) -> Callable[[str], Any]:
+    """An argparse type: `kind(text)`, which must be above (or at least, unless `strictly`) `low`."""
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        if value < low or (strictly and value == low):
+            raise argparse.ArgumentTypeError(f"must be {'more than' if strictly else 'at least'} {low:g}, got {text!r}")
         return value
     return parse
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    return _at_least(kind, 0, strictly=True)
 
 
 def _non_negative(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {text!r}") from None
-        if not value >= 0:
-            raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-        return value
-    return parse
+    return _at_least(kind, 0, strictly=False)
 
 
 # ---- CPU work off the event loop -----------------------------------------------------------

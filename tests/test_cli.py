@@ -108,7 +108,7 @@ def test_check_values_ok_and_problems(tmp_path):
     proc = cli("check-values", "--values", str(bad))
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
-        "connectInject.unknownKey: Unexpected element",
+        "connectInject.unknownKey: not a key of this chart nor of any Consul chart version (v0.30.0 to v1.9.11)",
         "connectInject.replicas: 0 is less than 1",
         'connectInject.failurePolicy: expected "Fail" or "Ignore", got "Nope" (a string)',
     ]

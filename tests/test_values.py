@@ -61,8 +61,8 @@ def test_consul_chart_values_file_is_accepted(tmp_path):
 @pytest.mark.parametrize("sets,expected", [
     (("connectInject.replicas=0",), "connectInject.replicas: 0 is less than 1"),
     (("connectInject.failurePolicy=Nope",), 'connectInject.failurePolicy: expected "Fail" or "Ignore", got "Nope" (a string)'),
-    (("connectInject.unknownKey=1",), "connectInject.unknownKey: Unexpected element"),
-    (("global.imageK8s=typo",), "global.imageK8s: Unexpected element"),
+    (("connectInject.unknownKey=1",), "connectInject.unknownKey: not a key of this chart nor of any Consul chart version"),
+    (("global.imageK8s=typo",), 'global.imageK8s: not a key of this chart nor of any Consul chart version (v0.30.0 to v1.9.11); did you mean "global.imageK8S"?'),
     (("connectInject.metrics.defaultMergedMetricsPort=80",), "connectInject.metrics.defaultMergedMetricsPort: 80 is less than 1024"),
     (("connectInject.default=maybe",), 'connectInject.default: expected a boolean, got "maybe" (a string)'),
     (("connectInject.sidecarProxy.resources.limits.cpu=5xx",), "connectInject.sidecarProxy.resources.limits.cpu:"),

@@ -156,7 +156,7 @@ async def test_health_and_metrics_endpoints(served: Served, ca: CA) -> None:
     (["--review-timeout", "0"], "--review-timeout: must be more than 0, got '0'"),
     (["--max-connections", "many"], "--max-connections: invalid value 'many'"),
     (["--health-max-connections", "-1"], "--health-max-connections: must be more than 0, got '-1'"),
-    (["--cert-expiry-warning-days", "-1"], "--cert-expiry-warning-days: must be 0 or more, got '-1'"),
+    (["--cert-expiry-warning-days", "-1"], "--cert-expiry-warning-days: must be at least 0, got '-1'"),
 ])
 async def test_bad_flags_exit_2_with_a_clear_line(tmp_path: Path, cert_dir: Path, args, needle) -> None:
     code, err = await run(tmp_path, "--tls-cert-dir", str(cert_dir), *args)
