@@ -1,4 +1,4 @@
-"""Refusals that protect the injected containers and the webhook itself, checked before rendering.
+"""Refusals that protect the injected containers and the webhook itself, before any patch is built.
 
 - The shared volume is the injector's: the author's init containers run before the injected ones
   (and native sidecars beside them), so a pod container that mounts `consul-connect-inject-data`,
@@ -18,9 +18,10 @@ from generator import overrides
 from generator.patch import ORIGINAL_POD_KEY, STATUS_KEY
 from generator.errors import PodError
 from generator.plan import INJECTED_NAMES, Plan
+from generator.render import CONST
 
-VOLUME = "consul-connect-inject-data"
-MOUNT_PATH = "/consul/connect-inject"
+VOLUME = CONST["volume_name"]
+MOUNT_PATH = CONST["mount_path"]
 # The API server stores an object of at most 1.5 MiB (etcd's request limit) and metadata.annotations
 # of at most 256 KiB (keys and values, counted in bytes).
 MAX_POD_BYTES = 1536 * 1024
