@@ -92,8 +92,15 @@ def check_size(pod: Mapping[str, Any], original: str, plan: Plan, rendered_bytes
         )
 
 
-def _env_bytes(prefix: str) -> int:
-    """JSON size of the two env vars one upstream adds to a container."""
+def _env_json(prefix: str) -> int:
     host = {"name": f"{prefix}_CONNECT_SERVICE_HOST", "value": "127.0.0.1"}
     port = {"name": f"{prefix}_CONNECT_SERVICE_PORT", "value": "65535"}
     return len(json.dumps(host)) + len(json.dumps(port)) + 2
+
+
+_ENV_OVERHEAD = _env_json("")
+
+
+def _env_bytes(prefix: str) -> int:
+    """JSON size of the two env vars one upstream adds to a container (prefixes are ASCII)."""
+    return _ENV_OVERHEAD + 2 * len(prefix)

@@ -114,6 +114,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self._verdicts: dict[tuple[type, str, type], bool] = {}
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Fast path for a data attribute already judged safe (the checks after it in Jinja only
+        wrap callables such as str.format); anything else takes Jinja's full path."""
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            return super().getattr(obj, attribute)
+        if not callable(value) and self._verdicts.get((type(obj), attribute, type(value))):
+            return value
+        return super().getattr(obj, attribute)
+
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         key = (type(obj), attr, type(value))
         verdict = self._verdicts.get(key)
