@@ -73,9 +73,10 @@ REVIEW_TIMEOUT = 8.0
 # Worker threads for CPU work: the webhook's default CPU limit is 1 core (2 on the benchmark
 # machine); a few threads let a costly review share the CPU with ordinary ones instead of
 # queueing them, without letting a burst of costly ones take the whole process.
-# Bodies up to this size are reviewed on the event loop (bounded work: the engine's limits keep a
-# review linear in its input); larger ones in the worker pool.
-INLINE_BODY_MAX = 8 * 1024
+# Bodies up to this size are reviewed on the event loop: the engine's limits keep a review linear in
+# its input and its output under 1.5 MiB (a few ms typically, tens of ms at worst), less than a
+# thread handoff costs under the GIL for ordinary pods. Larger ones go to the worker pool.
+INLINE_BODY_MAX = 64 * 1024
 REVIEW_WORKERS = 4
 MAX_CONNECTIONS = 1000        # webhook port: API servers keep a few each; far below any fd limit
 HEALTH_MAX_CONNECTIONS = 64   # health port: the kubelet probes and Prometheus scrapes
@@ -620,9 +621,9 @@ class WebhookServer:
         API call; a pod that is injected in a namespace not yet cached is reviewed again once its
         labels are fetched (review() is cheap; the GET is not).
 
-        A small request is reviewed on the event loop: its work is bounded by its size (a few
-        milliseconds at most for INLINE_BODY_MAX bytes), and handing it to a thread costs more
-        than that under the GIL. Larger ones go to the pool."""
+        A request up to INLINE_BODY_MAX is reviewed on the event loop: its work is bounded (see
+        INLINE_BODY_MAX), and handing it to a thread costs more than an ordinary review under the
+        GIL. Larger ones go to the pool."""
         run = self._inline if len(body) <= INLINE_BODY_MAX else self._in_pool
         parsed, namespace, consulted, cached, result = await run(self._first_review, body, fields)
         if consulted:
