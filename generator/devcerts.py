@@ -52,7 +52,7 @@ class CA:
         self.cert = (
             x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
             .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=31))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
@@ -65,7 +65,7 @@ class CA:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(self, common_name: str = "connect-injector", hosts: tuple[str, ...] = DEFAULT_HOSTS,
-              valid_for: datetime.timedelta = datetime.timedelta(days=1)) -> Pair:
+              valid_for: datetime.timedelta = datetime.timedelta(days=30)) -> Pair:
         """A serving certificate for `hosts` (IP addresses and DNS names)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.timezone.utc)
