@@ -396,7 +396,7 @@ def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> Parsed:
         try:
             parsed[spec.key] = spec.parse(raw if isinstance(raw, str) else str(raw), ports)
         except BadValue as exc:
-            errors[spec.key] = f'annotation "{full}" has invalid value {_show(raw)}: {exc}'
+            errors[spec.key] = f'annotation "{full}" has invalid value {show(raw)}: {exc}'
     if PREFIX + META_PREFIX in annotations:
         errors[META_PREFIX] = f'annotation "{PREFIX}{META_PREFIX}" has no meta key after "{META_PREFIX}"'
     return parsed
@@ -432,7 +432,7 @@ def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[st
             continue
         hint = _hint(key) if len(key) <= _MAX_HINT_KEY else None
         suggestion = f'; did you mean "{PREFIX}{hint}"?' if hint else ""
-        warnings.append(f'unknown annotation {_show(full)}{place} has no effect{suggestion}')
+        warnings.append(f'unknown annotation {show(full)}{place} has no effect{suggestion}')
     if more:
         warnings.append(f"{more} more unknown {PREFIX} annotations{place} have no effect")
     return warnings
@@ -454,10 +454,18 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
-def _show(raw: Any) -> str:
-    """The value as a double-quoted string with control characters escaped (one-line messages),
-    cut to a readable length."""
-    return json.dumps(_clip(raw if isinstance(raw, str) else str(raw)), ensure_ascii=False)
+# JSON escapes C0 controls, quotes and backslashes; these it leaves raw, yet they break or reorder
+# a line on a terminal: DEL, C1 controls, the Unicode line separators and the bidi controls.
+_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def show(raw: Any) -> str:
+    """A value for a one-line message: JSON (a string double-quoted), with control and
+    line-breaking characters escaped, cut to a readable length. Every denial, warning and
+    check-values line shows a bad value this way."""
+    text = json.dumps(_clip(raw) if isinstance(raw, str) else raw, ensure_ascii=False, default=str)
+    text = _UNPRINTABLE.sub(lambda m: "\\u%04x" % ord(m.group()), text)
+    return text if isinstance(raw, str) else _clip(text)
 
 
 def _clip(text: str, limit: int = 200) -> str:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from generator.annotations import PREFIX, BadValue, parse_bool
+from generator.annotations import PREFIX, BadValue, parse_bool, show
 from generator.config import Config
 from generator.errors import PodError
 
@@ -86,7 +86,7 @@ def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> De
         try:
             value = parse_bool(str(raw))
         except BadValue as exc:
-            raise PodError(f'annotation "{PREFIX}connect-inject" has invalid value "{raw}": {exc}') from None
+            raise PodError(f'annotation "{PREFIX}connect-inject" has invalid value {show(raw)}: {exc}') from None
         return done(value, "annotation-true" if value else "annotation-false", "annotation", f'{PREFIX}connect-inject is "{raw}"')
     reason = "default-on" if config.default_inject else "default-off"
     return done(config.default_inject, reason, "default", f"no {PREFIX}connect-inject annotation; connectInject.default is {str(config.default_inject).lower()}")

@@ -18,10 +18,10 @@ are untrusted, so the policy is an allowlist, each rule for a reason:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Mapping
 
+from generator.annotations import show
 from generator.errors import PodError
 
 class OverrideRefused(PodError):
@@ -71,7 +71,7 @@ def merge(rendered: dict, user: Mapping[str, Any], where: str, *, image_allowed:
             out.update(_image(value, where, name, image_allowed, namespace))
         elif key == "imagePullPolicy":
             if value not in _PULL_POLICIES:
-                raise OverrideRefused(f"{where}.imagePullPolicy: expected one of {', '.join(_PULL_POLICIES)}, got {_show(value)}")
+                raise OverrideRefused(f"{where}.imagePullPolicy: expected one of {', '.join(_PULL_POLICIES)}, got {show(value)}")
             out[key] = value
         elif key == "resources":
             out[key] = _merge_maps(out.get(key) or {}, value, f"{where}.resources")
@@ -103,19 +103,19 @@ def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str)
         if key in ("runAsUser", "runAsGroup"):
             if key not in base or value != base[key] or isinstance(value, bool):
                 current = f"is {base[key]}" if key in base else "is not set"
-                raise OverrideRefused(f'{here}: a pod cannot change the user or group of "{name}" (it {current}), got {_show(value)}')
+                raise OverrideRefused(f'{here}: a pod cannot change the user or group of "{name}" (it {current}), got {show(value)}')
         elif key in ("privileged", "allowPrivilegeEscalation"):
             _only(value, False, here)
         elif key == "runAsNonRoot":
             _only(value, True, here)
         elif key == "readOnlyRootFilesystem":
             if not isinstance(value, bool):
-                raise OverrideRefused(f"{here}: expected true or false, got {_show(value)}")
+                raise OverrideRefused(f"{here}: expected true or false, got {show(value)}")
         elif key == "capabilities":
             value = _capabilities(value, here)
         elif key in ("seccompProfile", "appArmorProfile"):
             if not isinstance(value, dict) or value.get("type") not in _SAFE_PROFILES or set(value) - {"type", "localhostProfile"}:
-                raise OverrideRefused(f"{here}: expected a profile of type {' or '.join(_SAFE_PROFILES)}, got {_show(value)}")
+                raise OverrideRefused(f"{here}: expected a profile of type {' or '.join(_SAFE_PROFILES)}, got {show(value)}")
         elif key == "procMount":
             _only(value, "Default", here)
         else:
@@ -128,17 +128,17 @@ def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str)
 
 def _only(value: Any, allowed: Any, where: str) -> None:
     if value is not allowed and not (isinstance(allowed, str) and value == allowed):
-        raise OverrideRefused(f"{where}: a pod may only set {_show(allowed)} here, got {_show(value)}")
+        raise OverrideRefused(f"{where}: a pod may only set {show(allowed)} here, got {show(value)}")
 
 
 def _capabilities(value: Any, where: str) -> dict:
     if not isinstance(value, dict) or set(value) - {"add", "drop"}:
-        raise OverrideRefused(f"{where}: expected a map with drop (a list of capability names), got {_show(value)}")
+        raise OverrideRefused(f"{where}: expected a map with drop (a list of capability names), got {show(value)}")
     if value.get("add"):
-        raise OverrideRefused(f"{where}.add: a pod cannot add capabilities to an injected container, got {_show(value['add'])}")
+        raise OverrideRefused(f"{where}.add: a pod cannot add capabilities to an injected container, got {show(value['add'])}")
     drop = value.get("drop") or []
     if not isinstance(drop, list) or not all(isinstance(c, str) and _CAPABILITY.match(c) for c in drop):
-        raise OverrideRefused(f"{where}.drop: expected a list of capability names, got {_show(drop)}")
+        raise OverrideRefused(f"{where}.drop: expected a list of capability names, got {show(drop)}")
     return {"drop": drop} if drop else {}
 
 
@@ -151,7 +151,7 @@ def _env(base: list, over: Any, where: str, name: str) -> list:
         var = item["name"]
         if var in own or var in _RESERVED_ENV or var.startswith(_RESERVED_ENV_PREFIXES):
             why = f'"{name}" sets it itself' if var in own else "it changes what the process loads or runs"
-            raise OverrideRefused(f"{where}[{index}].name: a pod cannot set {_show(var)} on \"{name}\": {why}")
+            raise OverrideRefused(f"{where}[{index}].name: a pod cannot set {show(var)} on \"{name}\": {why}")
     return [*base, *over]
 
 
@@ -162,8 +162,3 @@ def _merge_maps(base: dict, over: Any, where: str) -> dict:
     for key, value in over.items():
         out[key] = _merge_maps(out[key], value, f"{where}.{key}") if isinstance(out.get(key), dict) and isinstance(value, dict) else value
     return out
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 200 else text[:200] + "…"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from generator import quantity
-from generator.annotations import PREFIX, BadValue, Upstream, parse_bool
+from generator.annotations import PREFIX, BadValue, Upstream, parse_bool, show
 from generator.config import Config, Resources
 from generator.errors import InjectorFault, PodError
 
@@ -179,7 +179,7 @@ def _layered(ann: Mapping[str, Any], key: str, labels: Mapping[str, str], namesp
     try:
         return parse_bool(raw)
     except BadValue as exc:
-        raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value "{raw}": {exc}', "bad-namespace-label") from None
+        raise PodError(f'namespace "{namespace}" label "{PREFIX}{key}" has invalid value {show(raw)}: {exc}', "bad-namespace-label") from None
 
 
 def _default_service_port(spec: Mapping[str, Any], raw_annotations: Mapping[str, str]) -> tuple[str | None, int | None]:

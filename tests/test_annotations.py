@@ -209,3 +209,14 @@ def test_envoy_args_split_exactly_as_shlex(text):
     except BadValue as exc:
         got = str(exc).removeprefix("cannot split into arguments: ")
     assert got == expected
+
+
+@pytest.mark.parametrize("raw", ["tr\nue\x1b[31m", "yes\u2028no", "t\x85\u202e"])
+def test_bad_values_are_shown_escaped_in_every_message(raw):
+    """The connect-inject annotation and the namespace labels once printed raw newlines and ESC."""
+    for result in (run(make_pod({P + "connect-inject": raw})),
+                   run(make_pod(), labels={"default": {P + "transparent-proxy": raw}})):
+        code, message = denial(result)
+        assert code == 400 and "has invalid value" in message
+        assert not any(ch in message for ch in "\n\x1b\u2028\x85\u202e"), repr(message)
+        assert "\\u" in message or "\\n" in message
