@@ -29,25 +29,32 @@ through `quote` (a double-quoted YAML string: a newline, a quote or a ": " in it
 through toYaml/toJson, never bare: a values file cannot add keys, volumes or containers.
 */}}
 
-{{/* Pod selector labels: stable across upgrades (no chart version in them). */}}
+{{/*
+Pod selector labels, for one component: `include "consul.selectorLabels" (list $ "connect-injector")`.
+The component is a parameter so that each Deployment's Service and PodDisruptionBudget select only
+its own pods. Stable across upgrades (no chart version in them).
+*/}}
 {{- define "consul.selectorLabels" -}}
-app: {{ include "consul.name" . | quote }}
-release: {{ .Release.Name | quote }}
-component: connect-injector
+{{- $root := index . 0 -}}
+app: {{ include "consul.name" $root | quote }}
+release: {{ $root.Release.Name | quote }}
+component: {{ index . 1 | quote }}
 {{- end -}}
 
-{{/* Labels of every object: the Consul chart's labels plus the app.kubernetes.io ones. */}}
+{{/* Labels of every object of one component (same arguments): the Consul chart's labels plus the
+app.kubernetes.io ones. */}}
 {{- define "consul.labels" -}}
+{{- $root := index . 0 -}}
 {{ include "consul.selectorLabels" . }}
-chart: {{ include "consul.chart" . | quote }}
-heritage: {{ .Release.Service | quote }}
-app.kubernetes.io/name: {{ include "consul.name" . | quote }}
-app.kubernetes.io/instance: {{ .Release.Name | quote }}
-app.kubernetes.io/component: connect-injector
+chart: {{ include "consul.chart" $root | quote }}
+heritage: {{ $root.Release.Service | quote }}
+app.kubernetes.io/name: {{ include "consul.name" $root | quote }}
+app.kubernetes.io/instance: {{ $root.Release.Name | quote }}
+app.kubernetes.io/component: {{ index . 1 | quote }}
 app.kubernetes.io/part-of: consul
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" | quote }}
 {{- end -}}
 
 {{/* Object names (the Consul chart's names where it has the object); quote them where used. */}}
