@@ -16,7 +16,7 @@ import jsonpatch
 
 from generator.annotations import PREFIX
 from generator.patch import PROBES, upstream_env
-from generator.plan import INJECTED_NAMES
+from generator.podcontract import INJECTED_NAMES
 from generator.review import review
 from generator.workloads import admission_request, misplaced_warnings, pod_sites
 

@@ -17,11 +17,10 @@ from typing import Any, Mapping
 from generator import overrides
 from generator.patch import ORIGINAL_POD_KEY, STATUS_KEY
 from generator.errors import PodError
-from generator.plan import INJECTED_NAMES, Plan
-from generator.render import CONST
+from generator.plan import Plan
+from generator.podcontract import INIT_NAMES, INJECTED_NAMES, MOUNT_PATH, VOLUME_NAME
 
-VOLUME = CONST["volume_name"]
-MOUNT_PATH = CONST["mount_path"]
+VOLUME = VOLUME_NAME
 # The API server stores an object of at most 1.5 MiB (etcd's request limit) and metadata.annotations
 # of at most 256 KiB (keys and values, counted in bytes).
 MAX_POD_BYTES = 1536 * 1024
@@ -32,7 +31,7 @@ def check_pod(spec: Mapping[str, Any]) -> None:
     """PodError for a declared injected init container, or a pod that declares the injected volume
     or mounts it (or anything at its path)."""
     names = {c.get("name") for field in ("initContainers", "containers") for c in spec.get(field) or []}
-    if set(overrides.INIT_NAMES) <= names:  # injection always adds both
+    if set(INIT_NAMES) <= names:  # injection always adds both
         present = ", ".join(n for n in INJECTED_NAMES if n in names)
         raise PodError(
             f"the pod looks already injected (it has the injected containers {present}) but has no "

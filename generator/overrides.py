@@ -23,6 +23,8 @@ from typing import Any, Mapping
 
 from generator.annotations import show
 from generator.errors import PodError
+from generator.podcontract import INIT_NAMES
+
 
 class OverrideRefused(PodError):
     """A declared injected container asks for what a pod may not change."""
@@ -31,8 +33,6 @@ class OverrideRefused(PodError):
         super().__init__(message, "forbidden-override")
 
 
-INIT_NAMES = ("copy-consul-bin", "consul-connect-inject-init")
-SIDECAR_NAMES = ("envoy-sidecar", "consul-sidecar")
 SIDECAR_FIELDS = ("image", "imagePullPolicy", "resources", "securityContext", "env")
 
 # Variables that change what a process loads or how a shell runs, whatever the container sets.

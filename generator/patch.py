@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 from generator import overrides as overrides_mod
 from generator.annotations import PREFIX
 from generator.errors import PodError
-from generator.plan import INJECTED_NAMES, Plan
+from generator.plan import Plan
+from generator.podcontract import INJECTED_NAMES
 from generator.render import Injected
 
 PROBES = (("livenessProbe", 20300), ("readinessProbe", 20400), ("startupProbe", 20500))

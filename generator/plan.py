@@ -14,10 +14,7 @@ from generator import quantity
 from generator.annotations import PREFIX, BadValue, Upstream, parse_bool, show
 from generator.config import Config, Resources
 from generator.errors import InjectorFault, PodError
-
-ENVOY_UID = 5995
-INJECTED_NAMES = ("copy-consul-bin", "consul-connect-inject-init", "envoy-sidecar", "consul-sidecar")
-SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+from generator.podcontract import ENVOY_UID, INJECTED_NAMES, SA_TOKEN_PATH
 
 
 @dataclass(frozen=True)

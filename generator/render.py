@@ -28,6 +28,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from generator import paths
+from generator.podcontract import TEMPLATE_CONSTANTS
 from generator.errors import ConfigError, InjectorFault, PodError
 
 BUILTIN: dict[str, str] = {
@@ -38,12 +39,7 @@ BUILTIN: dict[str, str] = {
     "envoy-sidecar": "envoy-sidecar.yaml.j2",
     "consul-sidecar": "consul-sidecar.yaml.j2",
 }
-CONST = {
-    "envoy_uid": 5995,
-    "copy_uid": 5996,
-    "volume_name": "consul-connect-inject-data",
-    "mount_path": "/consul/connect-inject",
-}
+CONST = TEMPLATE_CONSTANTS
 _SHELL_SPECIAL = re.compile(r'([\\"$`])')
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -20,9 +20,10 @@ from generator.config import Config
 from generator.decide import Decision, decide
 from generator.errors import InjectorFault, PodError, ReviewError
 from generator.plan import Plan, make_plan
+from generator.podcontract import ADMISSION_API_VERSIONS
 
 log = logging.getLogger(__name__)
-API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+API_VERSIONS = ADMISSION_API_VERSIONS
 NamespaceLabels = Callable[[str], Mapping[str, str]]
 
 

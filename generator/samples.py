@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any, Iterator
 
 from generator import annotations as ann_mod
-from generator.plan import SA_TOKEN_PATH, Plan, make_plan
+from generator.plan import Plan, make_plan
+from generator.podcontract import SA_TOKEN_PATH
 
 P = ann_mod.PREFIX
 SAMPLE_POD: dict[str, Any] = {

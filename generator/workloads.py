@@ -18,6 +18,7 @@ import jsonpatch
 
 from generator import serviceaccount
 from generator.annotations import PREFIX, TABLE
+from generator.podcontract import ADMISSION_API_VERSIONS
 
 # Where each workload kind keeps its pod template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -165,7 +166,7 @@ def admission_request(pod: Mapping[str, Any], namespace: str) -> dict:
         "operation": "CREATE",
         "object": pod,
     }
-    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+    return {"apiVersion": ADMISSION_API_VERSIONS[0], "kind": "AdmissionReview", "request": request}
 
 
 def _dig(obj: Any, path: tuple[str, ...]) -> Any:
@@ -196,5 +197,5 @@ def review_workload(data: Any) -> dict:
     if warnings:
         response["warnings"] = warnings
     api_version = data.get("apiVersion") if isinstance(data, dict) else None
-    return {"apiVersion": api_version if api_version in ("admission.k8s.io/v1", "admission.k8s.io/v1beta1") else "admission.k8s.io/v1",
+    return {"apiVersion": api_version if api_version in ADMISSION_API_VERSIONS else ADMISSION_API_VERSIONS[0],
             "kind": "AdmissionReview", "response": response}
