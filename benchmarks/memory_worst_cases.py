@@ -59,10 +59,10 @@ def _rss_mib() -> float:
 
 def run_case(name: str) -> dict:
     """In this process: baseline, then the case; a JSON line of figures."""
-    from generator import config as config_mod
+    from generator import engine
     from generator.review import review
 
-    config = config_mod.load(sets=["connectInject.templates.log-shipper=containers: [{name: logs, image: l}]"])
+    config = engine.load(sets=["connectInject.templates.log-shipper=containers: [{name: logs, image: l}]"])
     review(_review(_pod({})), config)
     requests = CASES[name][1]()
     bodies = [json.dumps(r) for r in requests]

@@ -1,6 +1,6 @@
 """The `connect-inject` command: review, inject, check-values, serve (and explain).
 
-Every subcommand loads values through `config.load()` and answers pods through `review()`; this
+Every subcommand loads values through `engine.load()` and answers pods through `review()`; this
 module only reads arguments and files and prints results.
 """
 
@@ -11,8 +11,7 @@ import json
 import sys
 from typing import Sequence
 
-from generator import config as config_mod
-from generator import namespaces
+from generator import engine, namespaces
 from generator.errors import ConfigError, ReviewError
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -68,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # check-values judges the values as the chart does; the webhook's environment only warns there.
     env_warnings: list[str] | None = [] if args.command == "check-values" else None
     try:
-        config = config_mod.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
+        config = engine.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
                                  check_only=env_warnings)
     except ConfigError as exc:
         for problem in exc.problems:

@@ -83,7 +83,8 @@ class Config:
     consul_sidecar_resources: Resources
     native_sidecar_default: bool
     image_override_namespaces: frozenset[str]
-    templates: Any = field(repr=False, compare=False)
+    # The compiled templates (render.Templates), set by engine.load(); None in bare settings.
+    templates: Any = field(default=None, repr=False, compare=False)
 
     def consul_namespace(self, k8s_namespace: str) -> str:
         """The Consul namespace a pod of `k8s_namespace` is registered in ("" without namespaces)."""
@@ -215,14 +216,14 @@ def load(
     chart_defaults: bool = True,
     check_only: list[str] | None = None,
 ) -> Config:
-    """Merge, validate and compile: raise ConfigError listing every problem, or return a Config.
+    """Merge and validate: raise ConfigError listing every problem, or return the settings (a
+    Config without templates: `engine.load()` compiles and self-tests those, so this module, the
+    values layer, imports nothing of the engine).
 
     `check_only` (a list, for check-values) judges the values as the chart does: its cross-key
     rules apply only when it installs the injector (connectInject.enabled), and problems of the
     environment rather than the values (TLS on but no CONSUL_CACERT file) are appended to the
     list as warnings instead of failing."""
-    from generator.render import Templates  # render imports config's types
-
     env = os.environ if environ is None else environ
     values = merged_values(values_files, sets, chart_defaults)
     problems = schema_problems(values, check_only)
@@ -245,13 +246,10 @@ def load(
         check_only.extend(f"{p} (the webhook needs it at run time; the values are fine)" for p in env_problems)
     if problems:
         raise ConfigError(problems)
-    templates = Templates(_get(values, "connectInject.templates") or {})
-    config = _build(values, release_name, env, resources, extra_args, ca_cert, templates)
-    templates.check(config)
-    return config
+    return _build(values, release_name, env, resources, extra_args, ca_cert)
 
 
-def _build(values, release_name, env, resources, extra_args, ca_cert, templates) -> Config:
+def _build(values, release_name, env, resources, extra_args, ca_cert) -> Config:
     g = lambda path, default=None: _get(values, path, default)  # noqa: E731
     fullname = compute_fullname(values, release_name)
     dns_env_var = fullname.upper().replace("-", "_") + "_DNS_SERVICE_HOST"
@@ -299,7 +297,6 @@ def _build(values, release_name, env, resources, extra_args, ca_cert, templates)
         consul_sidecar_resources=resources["consul_sidecar"],
         native_sidecar_default=bool(g("connectInject.sidecarProxy.nativeSidecar", False)),
         image_override_namespaces=frozenset(g("connectInject.podOverrides.imageNamespaces", []) or []),
-        templates=templates,
     )
 
 

@@ -1,6 +1,6 @@
 """Engine test helpers (imported as `engine_helpers`; conftest names clash across test folders): build pods, run them through review(), apply patches, validate pods.
 
-Everything goes through the public path (`config.load()` → `review()`), as the webhook and the CLI
+Everything goes through the public path (`engine.load()` → `review()`), as the webhook and the CLI
 do; the helpers only build inputs and read outputs.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 import jsonpatch
 
 from generator import config as config_mod
+from generator import engine
 from generator.review import ReviewResult, review
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +25,7 @@ P = "consul.hashicorp.com/"
 
 @functools.lru_cache(maxsize=64)
 def _load(sets: tuple[str, ...], files: tuple[str, ...], env: tuple[tuple[str, str], ...]) -> config_mod.Config:
-    return config_mod.load(list(files), list(sets), environ=dict(env))
+    return engine.load(list(files), list(sets), environ=dict(env))
 
 
 def load_config(*sets: str, files: tuple[str, ...] = (), env: dict[str, str] | None = None) -> config_mod.Config:

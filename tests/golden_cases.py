@@ -48,12 +48,12 @@ def cases() -> list[Case]:
 
 def in_process(case: Case, reviewer=None) -> str:
     """The case through `inject_stream` in this process (or through `reviewer`, e.g. HTTPS)."""
-    from generator import config as config_mod
+    from generator import engine
     from generator.review import no_labels
     from generator.workloads import inject_stream
     from generator.yamlio import dump_stream, read_stream
 
-    config = config_mod.load([], list(case.sets), environ=case.env)
+    config = engine.load([], list(case.sets), environ=case.env)
     outcome = inject_stream(read_stream(str(case.input)), config, case.namespace, no_labels, reviewer)
     return render(dump_stream(outcome.objects), outcome.warnings + outcome.errors)
 

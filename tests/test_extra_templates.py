@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from engine_helpers import P, container, denial, inject, load_config, make_pod, run, validate_k8s
-from generator import config as config_mod
+from generator import engine
 from generator.errors import ConfigError
 
 LOG_SHIPPER = """\
@@ -34,7 +34,7 @@ initContainers:
 def _config(tmp_path, **templates):
     values = tmp_path / "templates.yaml"
     values.write_text(yaml.safe_dump({"connectInject": {"templates": templates}}))
-    return config_mod.load([str(values)], [], environ={})
+    return engine.load([str(values)], [], environ={})
 
 
 def test_selected_templates_are_applied_in_order_after_the_builtins(tmp_path):

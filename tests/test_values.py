@@ -8,13 +8,14 @@ import yaml
 
 from engine_helpers import container, inject, load_config, make_pod
 from generator import config as config_mod
+from generator import engine
 from generator import helmvalues
 from generator.errors import ConfigError
 
 
 def _problems(*sets: str, files=(), env=None) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        config_mod.load(list(files), list(sets), environ=env or {})
+        engine.load(list(files), list(sets), environ=env or {})
     return info.value.problems
 
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # golden_cases (tests/), also when only
 
 import golden_cases  # noqa: E402
 
-from generator import config as config_mod  # noqa: E402
+from generator import engine  # noqa: E402
 from generator import helmvalues  # noqa: E402
 from generator.review import no_labels  # noqa: E402
 from generator.workloads import inject_stream  # noqa: E402
@@ -82,7 +82,7 @@ def _without_nulls(value):
 
 def _inject(values_file: Path, case: golden_cases.Case) -> str:
     """The golden case's input through the engine loaded from `values_file` as `serve` loads it."""
-    config = config_mod.load([values_file], environ=case.env, chart_defaults=False)
+    config = engine.load([values_file], environ=case.env, chart_defaults=False)
     outcome = inject_stream(read_stream(str(case.input)), config, case.namespace, no_labels)
     return golden_cases.render(dump_stream(outcome.objects), outcome.warnings + outcome.errors)
 
@@ -122,7 +122,7 @@ def test_the_kitchen_sink_injects_the_same_from_the_configmap_as_from_the_whole_
     case = golden_cases.Case("kitchen-sink", golden_cases.GOLDEN / "docs-examples-sa-token.yaml", namespace="apps",
                              env={"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem"),
                                   "MESH_DNS_SERVICE_HOST": "10.96.0.53"})
-    whole = config_mod.load([kitchen_sink], environ=case.env)
+    whole = engine.load([kitchen_sink], environ=case.env)
     outcome = inject_stream(read_stream(str(case.input)), whole, case.namespace, no_labels)
     expected = golden_cases.render(dump_stream(outcome.objects), outcome.warnings + outcome.errors)
     assert [flag for flag in flags if flag not in expected] == []  # what this variant is about

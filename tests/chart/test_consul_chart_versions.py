@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from generator import config as config_mod
+from generator import engine
 from generator.errors import ConfigError
 from helmrender import RenderError, render
 
@@ -50,7 +50,7 @@ def check_values(values: dict, tmp_path: Path) -> tuple[list[str], list[str]]:
     path.write_text(json.dumps(values))
     warnings: list[str] = []
     try:
-        config_mod.load([path], check_only=warnings)
+        engine.load([path], check_only=warnings)
     except ConfigError as exc:
         return exc.problems, warnings
     return [], warnings

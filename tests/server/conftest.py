@@ -19,6 +19,7 @@ import yaml
 from kubernetes import client as kube_client
 
 from generator import config as config_mod
+from generator import engine
 from generator.devcerts import CA, write_secret
 from generator.nscache import api_for
 from generator.server import Address, WebhookServer
@@ -82,7 +83,7 @@ def ca() -> CA:
 
 @pytest.fixture(scope="session")
 def config() -> config_mod.Config:
-    return config_mod.load()
+    return engine.load()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from generator import config as config_mod
+from generator import engine
 
 from .conftest import Webhook, docs_pod, patched
 
@@ -16,7 +16,7 @@ LOG_SHIPPER = "containers:\n  - name: log-shipper\n    image: fluent/fluent-bit:
 def _config(tmp_path):
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({"connectInject": {"templates": {"log-shipper": LOG_SHIPPER}}}))
-    return config_mod.load([str(values)], environ={})
+    return engine.load([str(values)], environ={})
 
 
 async def test_native_sidecar_extra_template_and_override(start_server, https, tmp_path) -> None:
