@@ -35,5 +35,10 @@ class InjectorFault(Exception):
     code = 500
 
 
+class Unavailable(Exception):
+    """Something the answer depends on could not be had (the namespace's labels): review() lets it
+    through, and the webhook answers HTTP 500 so that the webhook's failurePolicy decides."""
+
+
 class ReviewError(ValueError):
     """The input is not a usable AdmissionReview; the message is one line."""

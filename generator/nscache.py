@@ -30,6 +30,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from generator.logs import LOGGER_NAME, log
+from generator.errors import Unavailable
 from generator.metrics import Metrics
 
 logger = logging.getLogger(LOGGER_NAME + ".namespaces")
@@ -55,7 +56,7 @@ def _labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     return meta.get("name", ""), dict(meta.get("labels") or {})
 
 
-class NamespaceUnavailable(Exception):
+class NamespaceUnavailable(Unavailable):
     """A namespace the cache has never seen could not be read: its labels are unknown.
 
     Injecting with guessed labels could silently give the pod the wrong transparent-proxy or
@@ -118,6 +119,19 @@ class NamespaceCache:
     def peek(self, name: str) -> Labels:
         """Labels from the cache only; {} when unknown. For the synchronous engine callback."""
         return self._labels.get(name, EMPTY)
+
+    def needs_get(self, name: str) -> bool:
+        """Whether resolve(name) would ask the API server (not cached, not known to be missing)."""
+        return self.api is not None and bool(name) and not self.has(name)
+
+    def cached(self, name: str) -> Labels | None:
+        """resolve() without the API call: the labels (counted as resolve counts them), or None
+        when a GET would be needed."""
+        if self.needs_get(name):
+            return None
+        labels = self._labels.get(name)
+        self.metrics.ns_lookups.labels(source="unknown" if labels is None else "cache" if self._in_sync else "stale").inc()
+        return EMPTY if labels is None else labels
 
     async def resolve(self, name: str) -> Labels:
         """Labels of `name`: from the cache, else from one GET (shared by concurrent callers).

@@ -18,7 +18,7 @@ from generator import annotations as ann_mod
 from generator import guards, patch
 from generator.config import Config
 from generator.decide import Decision, decide
-from generator.errors import InjectorFault, PodError, ReviewError
+from generator.errors import InjectorFault, PodError, ReviewError, Unavailable
 from generator.plan import Plan, make_plan
 from generator.podcontract import ADMISSION_API_VERSIONS
 
@@ -118,6 +118,8 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
         return answer(response, "injected", decision.reason, ops, plan)
     except PodError as exc:
         return deny(400, str(exc), "denied", exc.reason)
+    except Unavailable:
+        raise  # not the pod's answer: the caller answers at the transport level
     except InjectorFault as exc:
         log.error("cannot inject pod %s/%s: %s", namespace, name, exc)
         return deny(500, str(exc), "error", "injector-fault")

@@ -47,6 +47,7 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from generator import logs
+from generator.errors import Unavailable
 from generator.metrics import Metrics
 from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
 from generator.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
@@ -382,6 +383,11 @@ class _ReviewTimeout(Exception):
     """Decoding and reviewing the request did not finish within --review-timeout."""
 
 
+class _LabelsBug(Unavailable):
+    """A bug while reading namespace labels: review() lets it through (an Unavailable) and
+    _mutate answers it as an internal error."""
+
+
 class _Refused(Exception):
     """The request is not a usable AdmissionReview; answered without calling the engine.
 
@@ -592,49 +598,51 @@ class WebhookServer:
                 future.add_done_callback(lambda _: gauge.dec())
             raise
 
-    def _first_review(self, body: bytes, fields: dict[str, Any]) -> tuple[dict, str, bool, bool, ReviewResult]:
-        """In a worker: decode the request and review it with the cached namespace labels.
-
-        Returns the request, the pod's namespace, whether the labels must still be resolved
-        (the engine asked for them), whether that namespace was cached, and the result."""
+    def _decode(self, body: bytes, fields: dict[str, Any]) -> dict:
         try:
             parsed = parse_review(body)
         except ReviewError as e:
             raise _Refused(400, "bad-review", str(e))
         fields["uid"] = parsed["request"]["uid"]
-        namespace = pod_namespace(parsed)
-        cached = self.namespaces.has(namespace)
-        consulted = False
+        return parsed
 
+    def _labels(self, loop: asyncio.AbstractEventLoop | None) -> Callable[[str], Mapping[str, str]]:
+        """The engine's label callback. In a worker thread (`loop` given): the cache, else one GET
+        run on the event loop and waited for here (NamespaceUnavailable goes through review() to
+        _mutate). On the event loop (`loop` None) only cached labels can be had: it never waits."""
         def lookup(name: str) -> Mapping[str, str]:
-            nonlocal consulted
-            consulted = True
-            return self.namespaces.peek(name)
+            labels = self.namespaces.cached(name)
+            if labels is None:
+                if loop is None:
+                    raise _LabelsBug(f"labels of namespace {name!r} need a GET on the event loop's thread")
+                try:
+                    labels = asyncio.run_coroutine_threadsafe(self.namespaces.resolve(name), loop).result()
+                except Unavailable:
+                    raise
+                except Exception as e:  # our bug, not the pod's answer: an internal error (HTTP 500)
+                    raise _LabelsBug(f"reading the labels of namespace {name!r} failed") from e
+            return labels
+        return lookup
 
-        result = review(parsed, self.config, lookup)
-        return parsed, namespace, consulted, cached, result
+    def _decode_and_review(self, body: bytes, fields: dict[str, Any], loop: asyncio.AbstractEventLoop) -> ReviewResult:
+        return review(self._decode(body, fields), self.config, self._labels(loop))
 
     async def _review(self, body: bytes, fields: dict[str, Any]) -> ReviewResult:
-        """review() with the namespace's labels, fetched only when the engine asks for them.
+        """One review() per request. The namespace's labels are read only when the engine asks
+        for them (a skipped pod never waits for, nor fails on, an API call).
 
-        A pod that is skipped (opted out, system namespace, ...) never waits for, nor fails on, an
-        API call; a pod that is injected in a namespace not yet cached is reviewed again once its
-        labels are fetched (review() is cheap; the GET is not).
-
-        A request up to INLINE_BODY_MAX is reviewed on the event loop: its work is bounded (see
-        INLINE_BODY_MAX), and handing it to a thread costs more than an ordinary review under the
-        GIL. Larger ones go to the pool."""
-        run = self._inline if len(body) <= INLINE_BODY_MAX else self._in_pool
-        parsed, namespace, consulted, cached, result = await run(self._first_review, body, fields)
-        if consulted:
-            labels = await self.namespaces.resolve(namespace)  # a GET only on a miss
-            if not cached:
-                result = await run(review, parsed, self.config, _lookup(namespace, labels, self.namespaces))
-        return result
-
-    @staticmethod
-    async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args)
+        A request up to INLINE_BODY_MAX is decoded and, when its namespace needs no API call,
+        reviewed on the event loop: its work is bounded (see INLINE_BODY_MAX), and handing it to
+        a thread costs more than an ordinary review under the GIL. Larger ones, and those whose
+        labels may need a GET (the first pod of a namespace), are reviewed in a worker, which can
+        wait for the GET."""
+        loop = asyncio.get_running_loop()
+        if len(body) > INLINE_BODY_MAX:
+            return await self._in_pool(self._decode_and_review, body, fields, loop)
+        parsed = self._decode(body, fields)
+        if self.namespaces.needs_get(pod_namespace(parsed)):
+            return await self._in_pool(review, parsed, self.config, self._labels(loop))
+        return review(parsed, self.config, self._labels(None))
 
     async def _answer(self, request: web.Request, fields: dict[str, Any]) -> tuple[web.Response, str, str]:
         if request.content_type != "application/json":
@@ -676,11 +684,6 @@ def _workload_answer(body: bytes) -> dict:
     except Exception:  # not JSON (or nested too deeply)
         data = None
     return review_workload(data)
-
-
-def _lookup(namespace: str, labels: Mapping[str, str], cache: NamespaceCache) -> Callable[[str], Mapping[str, str]]:
-    """The engine's synchronous label callback, with the request's namespace pre-resolved."""
-    return lambda name: labels if name == namespace else cache.peek(name)
 
 
 class ListenError(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 
@@ -175,10 +176,17 @@ async def test_admission_log_line_has_the_fields_and_no_pod_body(webhook: Webhoo
     assert "hashicorp/http-echo" not in str(record.fields)
 
 
+def _cold_cache(webhook: Webhook, monkeypatch) -> None:
+    """As with an API server whose namespaces are not cached yet: every lookup needs resolve()."""
+    monkeypatch.setattr(webhook.server.namespaces, "needs_get", lambda name: True)
+    monkeypatch.setattr(webhook.server.namespaces, "cached", lambda name: None)
+
+
 async def test_our_own_fault_is_a_500_status_without_traceback(webhook: Webhook, monkeypatch) -> None:
     async def broken(_name):
         raise RuntimeError("cache bug")
 
+    _cold_cache(webhook, monkeypatch)
     monkeypatch.setattr(webhook.server.namespaces, "resolve", broken)
     status, body = await webhook.post(admission_review(make_pod({"consul.hashicorp.com/connect-inject": "true"})))
     assert status == 500 and body["kind"] == "Status"
@@ -195,6 +203,7 @@ async def test_pods_that_are_not_injected_never_wait_for_namespace_labels(webhoo
     async def unreadable(name):
         raise NamespaceUnavailable(f"namespace {name!r} cannot be read")
 
+    _cold_cache(webhook, monkeypatch)
     monkeypatch.setattr(webhook.server.namespaces, "resolve", unreadable)
     for pod, namespace in ((make_pod({"consul.hashicorp.com/connect-inject": "false"}), "new-ns"), (make_pod(), "kube-system")):
         status, body = await webhook.post(admission_review(pod, namespace=namespace))
@@ -247,3 +256,27 @@ async def test_a_non_string_namespace_is_a_400(webhook: Webhook) -> None:
     review["request"]["namespace"] = {"": None}
     status, body = await webhook.post(review)
     assert (status, body.get("response", {}).get("status", {}).get("code")) in ((400, None), (200, 400)), body
+
+
+async def test_a_namespace_cache_miss_costs_one_review(webhook: Webhook, monkeypatch) -> None:
+    """Issue 10: the server once reviewed a pod twice on a miss (first without labels, then with).
+    Now review() runs once, in a worker that waits for the one GET."""
+    from generator import server as server_mod
+
+    calls = []
+    real = server_mod.review
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    async def fetched(name):
+        return {"consul.hashicorp.com/transparent-proxy": "false"}
+
+    _cold_cache(webhook, monkeypatch)
+    monkeypatch.setattr(webhook.server.namespaces, "resolve", fetched)
+    monkeypatch.setattr(server_mod, "review", counting)
+    status, body = await webhook.post(admission_review(make_pod({"consul.hashicorp.com/connect-inject": "true"}), namespace="fresh"))
+    assert status == 200 and body["response"]["allowed"] is True
+    assert "redirect-traffic" not in json.dumps(body) and "redirect-traffic" not in base64.b64decode(body["response"]["patch"]).decode()
+    assert len(calls) == 1
