@@ -27,11 +27,15 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import BaseResolver
 
 _STR = "tag:yaml.org,2002:str"
-_Parser = getattr(yaml, "CParser", None)
+try:  # libyaml's parser (C); PyYAML does not export it at the top level
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Parser = None
 
 
-def _resolver(name: str, rules: list[tuple[str, str, str]]) -> type[BaseResolver]:
-    """A resolver class with exactly `rules` (tag, regex, first characters) for plain scalars."""
+def _resolver(name: str, rules: list[tuple[str, str, Any]]) -> type[BaseResolver]:
+    """A resolver class with exactly `rules` (tag, regex, first characters; "" is the empty
+    scalar) for plain scalars."""
     cls = type(name, (BaseResolver,), {"yaml_implicit_resolvers": {}})
     for tag, pattern, first in rules:
         cls.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern, re.X), list(first))
@@ -39,19 +43,62 @@ def _resolver(name: str, rules: list[tuple[str, str, str]]) -> type[BaseResolver
 
 
 _DIGITS = "-+0123456789."
-# go-yaml v2, as sigs.k8s.io/yaml (kubectl, Helm, the API server) uses it. Timestamps and base 60
-# are strings there; numbers may carry underscores (removed before parsing).
-KubeResolver = _resolver("KubeResolver", [
+# go-yaml v2, as sigs.k8s.io/yaml (kubectl, Helm, the API server) uses it: booleans, nulls and the
+# merge key by regex; numbers as its resolve() finds them: underscores removed, then Go's
+# ParseInt(s, 0, 64) (0x/0o/0b prefixes in either case, a leading 0 for octal), else its float
+# pattern. Timestamps and base 60 are strings.
+_KubeBase = _resolver("_KubeBase", [
     ("bool", r"^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$", "yYnNtTfFoO"),
-    ("null", r"^(?:~|null|Null|NULL|)$", "~nN\0"),
-    ("int", r"^[-+]?(?:0b[01_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)$", _DIGITS),
-    ("float", r"^(?:[-+]?(?:\.[0-9_]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9_]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", _DIGITS),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("merge", r"^<<$", "<"),
 ])
+_GO_INT = re.compile(r"([-+]?)(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
+_GO_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+_GO_SPECIAL_FLOATS = {f"{sign}.{word}": float(f"{sign or '+'}inf") for sign in ("", "+", "-") for word in ("inf", "Inf", "INF")}
+_GO_SPECIAL_FLOATS.update({f".{word}": float("nan") for word in ("nan", "NaN", "NAN")})
+
+
+def go_int(plain: str) -> int | None:
+    """Go's strconv.ParseInt(plain, 0, 64), or None where it fails."""
+    match = _GO_INT.fullmatch(plain)
+    if not match:
+        return None
+    sign, body = match.groups()
+    prefix = body[:2].lower()
+    if prefix in ("0x", "0o", "0b"):
+        value = int(body[2:], {"0x": 16, "0o": 8, "0b": 2}[prefix])
+    else:
+        value = int(body, 8) if len(body) > 1 and body[0] == "0" else int(body)
+    value = -value if sign == "-" else value
+    return value if -(2**63) <= value < 2**63 else None
+
+
+def go_number(text: str) -> int | float | None:
+    """The number go-yaml v2 reads a plain scalar as, or None (then it is a string)."""
+    if text in _GO_SPECIAL_FLOATS:
+        return _GO_SPECIAL_FLOATS[text]
+    if not text or text[0] not in "-+0123456789.":
+        return None
+    plain = text.replace("_", "")
+    value = go_int(plain)
+    if value is not None:
+        return value
+    return float(plain) if _GO_FLOAT.fullmatch(plain) else None
+
+
+class KubeResolver(_KubeBase):  # type: ignore[misc,valid-type]
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and isinstance(value, str):
+            number = go_number(value)
+            if number is not None:
+                return "tag:yaml.org,2002:int" if isinstance(number, int) else "tag:yaml.org,2002:float"
+        return super().resolve(kind, value, implicit)
+
+
 # YAML 1.2 core schema (what 1.2 readers such as go-yaml v3 and ruamel.yaml use).
 Core12Resolver = _resolver("Core12Resolver", [
     ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("null", r"^(?:~|null|Null|NULL|)$", "~nN\0"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", _DIGITS),
     ("float", r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", _DIGITS),
 ])
@@ -63,27 +110,18 @@ class KubeConstructor(SafeConstructor):
     def construct_kube_bool(self, node: yaml.Node) -> bool:
         return self.construct_scalar(node).lower() in ("y", "yes", "true", "on")
 
-    def construct_kube_int(self, node: yaml.Node) -> int | float:
-        text = self.construct_scalar(node).replace("_", "")
-        digits = text.lstrip("+-")
-        if re.fullmatch(r"0[0-7]+", digits):
-            value = int(digits, 8)
-            return -value if text.startswith("-") else value
-        try:
-            return int(text, 0)
-        except ValueError:  # "08": not an int to Go either, but a float
-            return float(text)
-
-    def construct_kube_float(self, node: yaml.Node) -> float:
-        text = self.construct_scalar(node).replace("_", "").lower()
-        if text.lstrip("+-") == ".inf":
-            return float("-inf") if text.startswith("-") else float("inf")
-        return float("nan") if text == ".nan" else float(text)
+    def construct_kube_number(self, node: yaml.Node) -> int | float:
+        """The value KubeResolver found (an explicit !!int/!!float tag on other text: as YAML 1.1)."""
+        text = self.construct_scalar(node)
+        number = go_number(text)
+        if number is None:
+            return SafeConstructor.construct_yaml_int(self, node) if node.tag.endswith("int") else SafeConstructor.construct_yaml_float(self, node)
+        return number
 
 
 KubeConstructor.add_constructor("tag:yaml.org,2002:bool", KubeConstructor.construct_kube_bool)
-KubeConstructor.add_constructor("tag:yaml.org,2002:int", KubeConstructor.construct_kube_int)
-KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.construct_kube_float)
+KubeConstructor.add_constructor("tag:yaml.org,2002:int", KubeConstructor.construct_kube_number)
+KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.construct_kube_number)
 
 
 if _Parser is not None:
@@ -147,8 +185,11 @@ def _check_expansion(root: yaml.Node) -> None:
     while stack:
         node, done = stack.pop()
         if done:
-            # A child still being expanded (a recursive alias) counts once.
-            sizes[id(node)] = 1 + sum(sizes.get(id(child), 1) for child in _children(node))
+            children = _children(node)
+            if any(id(child) not in sizes for child in children):  # an ancestor: the value contains itself
+                raise AliasBomb(f"a YAML alias refers to a value that contains it (line {node.start_mark.line + 1}): "
+                                f"such a value has no JSON form")
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
             if sizes[id(node)] - len(seen) > MAX_ALIAS_EXPANSION:
                 raise AliasBomb(
                     f"YAML aliases expand this document by more than {MAX_ALIAS_EXPANSION} nodes "
@@ -177,9 +218,15 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 _READERS = (yaml.resolver.Resolver(), KubeResolver(), Core12Resolver())
 
 
+# Number-like text with a base prefix or an underscore, which some reader may try as a number
+# (ruamel.yaml reads `0o_` as an octal, and fails): quoted too; every reader reads that back as
+# the same string.
+_NUMBERISH = re.compile(r"[-+]?(?:0[xXoObB][0-9a-fA-F_]*|[0-9.][0-9a-fA-FxXoObB.eE+-]*_[0-9a-fA-FxXoObB_.eE+-]*)")
+
+
 def ambiguous(value: str) -> bool:
     """Would some reader (YAML 1.1, go-yaml v2, YAML 1.2 core) take this plain scalar for a non-string?"""
-    return any(r.resolve(yaml.ScalarNode, value, (True, False)) != _STR for r in _READERS)
+    return bool(_NUMBERISH.fullmatch(value)) or any(r.resolve(yaml.ScalarNode, value, (True, False)) != _STR for r in _READERS)
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:

@@ -19,6 +19,7 @@ from generator import yamlio
 
 # Quoted in the input: strings every reader must get back as the same string.
 AMBIGUOUS = ["y", "Y", "n", "N", "yes", "no", "on", "off", "true", "False", "~", "null", "", "1e3", "1E-3",
+             "0X1F", "0B101", "0O17", "1e_", "0o_", "0x_", "99999999999999999999",
              "0o17", "017", "0x1F", "0b101", "1_000", "08", "1.", ".5", "+1", "-0", ".inf", "-.Inf", ".NaN",
              "2021-11-15", "2021-11-15T10:00:00Z", "23:59", "1:20:30", "=", "<<", "hello", "v1.18.4", "- x", "#x"]
 
@@ -39,6 +40,24 @@ def test_written_strings_read_back_as_the_same_strings_in_every_reader(reader):
     text = yamlio.dump_stream([doc])
     (back,) = _readers()[reader](text)
     assert json.dumps(back, sort_keys=True) == json.dumps(doc, sort_keys=True)
+
+
+def test_empty_values_are_null_and_odd_numbers_never_crash():
+    """Reviewer's findings: `key:` with no value is null (as Helm reads it); `1e_` is a string to
+    go-yaml v2 and must not raise; uppercase base prefixes are numbers to Go's ParseInt."""
+    (doc,) = yamlio.load_all("a:\nb: 1e_\nc: 0o_\nd: ._\ne: 0X1F\nf: 0B101\ng: 99999999999999999999\n")
+    assert doc == {"a": None, "b": "1e_", "c": "0o_", "d": "._", "e": 31, "f": 5, "g": 1e20}
+
+
+def test_deep_nesting_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    values = tmp_path / "deep.yaml"
+    values.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    proc = subprocess.run([sys.executable, "-m", "generator", "check-values", "--values", str(values)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "not valid YAML" in proc.stderr
 
 
 def test_unquoted_scalars_are_read_as_kubectl_reads_them():
