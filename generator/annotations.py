@@ -138,7 +138,7 @@ def parse_quantity(raw: str, _ports: PodPorts | None = None) -> str:
 # One shell word at a time, as shlex.split (POSIX mode, no comments) reads it: runs of plain
 # characters, a backslash and the character it escapes, '...' and "..." (where a backslash escapes
 # only " and \\). A regex instead of shlex, whose pure-Python reader takes about 3 µs a character.
-_WORD = re.compile(r"""(?:[^\s'"\\]+|\\[\s\S]|'[^']*'|"(?:[^"\\]|\\[\s\S])*")+""")
+_WORD = re.compile(r"""(?:[^ \t\r\n'"\\]+|\\[\s\S]|'[^']*'|"(?:[^"\\]|\\[\s\S])*")+""")
 _PART = re.compile(r"""[^'"\\]+|\\([\s\S])|'([^']*)'|""" + r'"((?:[^"\\]|\\[\s\S])*)"')
 _DQ_ESCAPE = re.compile(r'\\(["\\])')
 _SHELL_SPACE = " \t\r\n"

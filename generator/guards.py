@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 from typing import Any, Mapping
 
 from generator import overrides
@@ -58,7 +59,8 @@ def check_pod(spec: Mapping[str, Any]) -> None:
 
 
 def _under(path: str, root: str) -> bool:
-    path = "/" + path.strip("/")
+    """Is `path` the directory `root` or inside it, once `//`, `.` and `..` are resolved?"""
+    path = posixpath.normpath("/" + path.strip().lstrip("/"))
     return path == root or path.startswith(root + "/")
 
 

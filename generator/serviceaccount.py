@@ -33,7 +33,8 @@ def add(pod: dict) -> bool:
     containers = [c for field in _CONTAINER_FIELDS for c in _list(spec.get(field)) if isinstance(c, dict)]
     missing = [c for c in containers if not any(isinstance(m, dict) and m.get("mountPath") == SA_TOKEN_PATH
                                                 for m in _list(c.get("volumeMounts")))]
-    if not missing or not isinstance(spec.get("volumes", []), list) or any(not isinstance(c.get("volumeMounts", []), list) for c in missing):
+    # null is an empty list to the API server; any other non-list is left for review() to refuse.
+    if not missing or not isinstance(spec.get("volumes") or [], list) or any(not isinstance(c.get("volumeMounts") or [], list) for c in missing):
         return False
     spec["volumes"] = [*(spec.get("volumes") or []), _volume()]
     for container in missing:

@@ -192,7 +192,7 @@ def test_consul_dns_with_tproxy_off_does_not_need_the_dns_ip():
     assert "-consul-dns-ip" not in init_script(out)
 
 
-@given(st.text(alphabet=["a", "b", " ", "\t", "\n", "\r", "\\", '"', "'", "-", "=", "#", "é"], max_size=24))
+@given(st.text(alphabet=["a", "b", " ", "\t", "\n", "\r", "\\", '"', "'", "-", "=", "#", "é", "\xa0", "\x0b", "\x85", "\u2003"], max_size=24))
 @settings(max_examples=3000, deadline=None)
 def test_envoy_args_split_exactly_as_shlex(text):
     """The splitter is a regex (shlex reads a character at a time); it must agree with shlex.split."""

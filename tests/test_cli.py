@@ -260,3 +260,14 @@ def test_check_values_with_tls_only_warns_about_the_missing_ca_file(tmp_path):
     assert proc.returncode == 0 and "warning: global.tls.enabled: TLS is on but CONSUL_CACERT" in proc.stderr
     proc = cli("inject", "-f", str(ROOT / "examples" / "static-server.yaml"), "--values", str(values), env=env)
     assert proc.returncode == 1 and "CONSUL_CACERT" in proc.stderr  # injecting needs the CA
+
+
+def test_token_emulation_treats_null_lists_as_empty():
+    """`volumes: null` and `volumeMounts: null` are empty lists to the API server (reviewer's find)."""
+    from generator import serviceaccount
+
+    pod = {"spec": {"volumes": None, "containers": [{"name": "web", "image": "w", "volumeMounts": None}]}}
+    assert serviceaccount.add(pod) is True
+    assert pod["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount"
+    serviceaccount.remove(pod)
+    assert "volumes" not in pod["spec"] and "volumeMounts" not in pod["spec"]["containers"][0]

@@ -35,6 +35,10 @@ def _pod(containers=None, init=(), volumes=(), annotations=None):
     ("initContainers", {"name": "other", "mountPath": "/consul/connect-inject"}),
     ("initContainers", {"name": "other", "mountPath": "/consul/connect-inject/"}),
     ("initContainers", {"name": "other", "mountPath": "/consul/connect-inject/consul"}),
+    ("initContainers", {"name": "other", "mountPath": "/consul//connect-inject"}),
+    ("initContainers", {"name": "other", "mountPath": "/consul/./connect-inject"}),
+    ("initContainers", {"name": "other", "mountPath": "/consul/x/../connect-inject/bin"}),
+    ("initContainers", {"name": "other", "mountPath": "/consul/connect-inject "}),
     ("containers", {"name": VOLUME, "mountPath": "/x", "readOnly": True}),
 ])
 def test_a_pod_container_that_mounts_the_injected_volume_is_refused_naming_it(field, mount):
