@@ -94,7 +94,9 @@ def _image(value: Any, where: str, name: str, allowed: bool, namespace: str) -> 
 
 
 def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str) -> dict:
-    """Only fields that keep the user and group and add no capability or privilege."""
+    """Only fields that keep the user and group and add no capability or privilege; what the
+    template already hardens (dropped capabilities, a seccomp or AppArmor profile, a read-only
+    root filesystem) stays at least as hard."""
     if not isinstance(over, dict):
         raise OverrideRefused(f"{where}: expected a map, got {type(over).__name__}")
     out = dict(base)
@@ -111,11 +113,15 @@ def _security_context(base: Mapping[str, Any], over: Any, where: str, name: str)
         elif key == "readOnlyRootFilesystem":
             if not isinstance(value, bool):
                 raise OverrideRefused(f"{here}: expected true or false, got {show(value)}")
+            if base.get(key) is True and value is not True:
+                raise OverrideRefused(f'{here}: "{name}" has a read-only root filesystem; a pod cannot make it writable')
         elif key == "capabilities":
-            value = _capabilities(value, here)
+            value = _capabilities(base.get(key) or {}, value, here)
         elif key in ("seccompProfile", "appArmorProfile"):
             if not isinstance(value, dict) or value.get("type") not in _SAFE_PROFILES or set(value) - {"type", "localhostProfile"}:
                 raise OverrideRefused(f"{here}: expected a profile of type {' or '.join(_SAFE_PROFILES)}, got {show(value)}")
+            if key in base and value != base[key]:
+                raise OverrideRefused(f'{here}: "{name}" already has the profile {show(base[key])}; a pod cannot change it')
         elif key == "procMount":
             _only(value, "Default", here)
         else:
@@ -131,7 +137,8 @@ def _only(value: Any, allowed: Any, where: str) -> None:
         raise OverrideRefused(f"{where}: a pod may only set {show(allowed)} here, got {show(value)}")
 
 
-def _capabilities(value: Any, where: str) -> dict:
+def _capabilities(base: Mapping[str, Any], value: Any, where: str) -> dict:
+    """The template's capabilities with the pod's drops added (never fewer drops, never an add)."""
     if not isinstance(value, dict) or set(value) - {"add", "drop"}:
         raise OverrideRefused(f"{where}: expected a map with drop (a list of capability names), got {show(value)}")
     if value.get("add"):
@@ -139,7 +146,11 @@ def _capabilities(value: Any, where: str) -> dict:
     drop = value.get("drop") or []
     if not isinstance(drop, list) or not all(isinstance(c, str) and _CAPABILITY.match(c) for c in drop):
         raise OverrideRefused(f"{where}.drop: expected a list of capability names, got {show(drop)}")
-    return {"drop": drop} if drop else {}
+    out = dict(base)
+    dropped = [*(base.get("drop") or []), *(c for c in drop if c not in (base.get("drop") or []))]
+    if dropped:
+        out["drop"] = dropped
+    return out
 
 
 def _env(base: list, over: Any, where: str, name: str) -> list:

@@ -4,8 +4,9 @@ the rendered one, field by field (the Istio way)."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from engine_helpers import P, container, denial, inject, load_config, make_pod, run, validate_k8s
+from engine_helpers import ROOT, P, container, denial, inject, load_config, make_pod, run, validate_k8s
 
 
 def _pod_with(*extra, init=()):
@@ -168,3 +169,22 @@ def test_sidecar_overrides_cannot_run_the_pod_authors_code(field):
     code, message = denial(run(_pod_with({"name": "envoy-sidecar", field: value})))
     assert code == 400 and message.startswith(f'spec.containers[1].{field}: the injected container "envoy-sidecar" cannot be overridden in {field}; '
                                               "a pod may override image, imagePullPolicy, resources, securityContext, env"), message
+
+
+def test_a_pod_cannot_undo_hardening_the_template_adds(tmp_path):
+    """Reviewer's find: a template with drop [ALL] and RuntimeDefault seccomp could be loosened by
+    a pod's `capabilities: {drop: []}` and a permissive Localhost profile."""
+    hardened = (tmp_path / "hard.yaml")
+    template = (ROOT / "templates" / "envoy-sidecar.yaml.j2").read_text().replace(
+        "  readOnlyRootFilesystem: true\n",
+        "  readOnlyRootFilesystem: true\n  capabilities:\n    drop: [ALL]\n  seccompProfile:\n    type: RuntimeDefault\n")
+    hardened.write_text(yaml.safe_dump({"connectInject": {"templates": {"envoy-sidecar": template}}}))
+    config = load_config(files=(hardened,))
+    more = inject(_pod_with({"name": "envoy-sidecar", "securityContext": {"capabilities": {"drop": ["NET_RAW"]}}}), config)
+    assert container(more, "envoy-sidecar")["securityContext"]["capabilities"] == {"drop": ["ALL", "NET_RAW"]}
+    fewer = inject(_pod_with({"name": "envoy-sidecar", "securityContext": {"capabilities": {"drop": []}}}), config)
+    assert container(fewer, "envoy-sidecar")["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    for context in ({"seccompProfile": {"type": "Localhost", "localhostProfile": "profiles/permissive.json"}},
+                    {"readOnlyRootFilesystem": False}):
+        code, message = denial(run(_pod_with({"name": "envoy-sidecar", "securityContext": context}), config))
+        assert code == 400 and "a pod cannot" in message, message
