@@ -78,19 +78,28 @@ def check_annotations(annotations: Mapping[str, str], original: str) -> None:
 
 
 def check_size(pod: Mapping[str, Any], original: str, plan: Plan, rendered_bytes: int) -> None:
-    """PodError when the injected pod would exceed what the API server stores, from figures known
-    before the patch is built: the pod and its `original-pod` copy, the rendered containers and
-    the upstream env vars injection adds to every container."""
+    """PodError when the injected pod would exceed what the API server stores, or the patch that
+    makes it would be as large, from figures known before the patch is built: the pod and its
+    `original-pod` copy, the rendered containers and the upstream env vars injection adds to every
+    container (in the patch, each of those is an operation of its own)."""
     spec = pod.get("spec") or {}
     containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+    env_vars = sum(2 for u in plan.upstreams if u.env_prefix)
     per_container = sum(_env_bytes(u.env_prefix) for u in plan.upstreams if u.env_prefix)
-    total = 2 * len(original.encode()) + containers * per_container + rendered_bytes
-    if total > MAX_POD_BYTES:
+    pod_bytes = 2 * len(original.encode()) + containers * per_container + rendered_bytes
+    patch_bytes = len(original.encode()) + containers * (per_container + env_vars * _OP_OVERHEAD) + rendered_bytes
+    if max(pod_bytes, patch_bytes) > MAX_POD_BYTES:
+        what = "injected pod" if pod_bytes >= patch_bytes else "patch that injects it"
         raise PodError(
-            f"the injected pod would be about {total} bytes, more than the {MAX_POD_BYTES} the API server stores: "
-            f"{len(plan.upstreams)} upstreams add {per_container} bytes of env vars to each of {containers} containers",
+            f"the {what} would be about {max(pod_bytes, patch_bytes)} bytes, more than the {MAX_POD_BYTES} the API "
+            f"server stores: {len(plan.upstreams)} upstreams add {per_container} bytes of env vars to each of "
+            f"{containers} containers",
             "too-large",
         )
+
+
+# A JSON patch operation around one env var: {"op":"add","path":"/spec/initContainers/999/env/-","value":...}
+_OP_OVERHEAD = len('{"op":"add","path":"/spec/initContainers/999/env/-","value":},')
 
 
 def _env_json(prefix: str) -> int:

@@ -91,7 +91,8 @@ def test_upstreams_times_containers_that_the_api_server_cannot_store_are_refused
     result = run(pod)
     code, message = denial(result)
     assert code == 400
-    assert message.startswith("the injected pod would be about ") and f"more than the {MAX_POD_BYTES} the API server stores" in message
+    assert message.startswith(("the injected pod would be about ", "the patch that injects it would be about "))
+    assert f"more than the {MAX_POD_BYTES} the API server stores" in message
     assert f"{MAX_UPSTREAMS} upstreams add " in message and "each of 100 containers" in message
     assert len(json.dumps(result.review)) < 2 * len(body)  # the answer stays the size of the question
 
@@ -100,6 +101,17 @@ def test_more_upstreams_than_the_cap_are_refused():
     code, message = denial(run(_pod(annotations={P + "connect-service-upstreams": _upstreams(MAX_UPSTREAMS + 1)})))
     assert code == 400 and f"more than {MAX_UPSTREAMS} upstreams" in message
     assert len(message) < 600  # the value is shown cut short, with its length
+
+
+def test_a_small_request_cannot_ask_for_a_patch_much_larger_than_the_pod():
+    """Reviewer's find: each env var is an operation of its own, so the patch outgrew the pod
+    estimate (10 KB request, 13 containers x 1,000 upstreams: a 3.8 MB answer)."""
+    containers = [{"name": f"c{i}", "image": "w"} for i in range(13)]
+    pod = _pod(containers=containers, annotations={P + "connect-service-upstreams": _upstreams(MAX_UPSTREAMS)})
+    result = run(pod)
+    code, message = denial(result)
+    assert code == 400 and message.startswith("the patch that injects it would be about ")
+    assert len(json.dumps(result.review)) < 1000
 
 
 def test_many_upstreams_on_a_small_pod_still_inject():
