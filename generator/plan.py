@@ -245,4 +245,5 @@ def _sa_token_mount(spec: Mapping[str, Any], auth_method: str) -> Mapping[str, A
             f"{SA_TOKEN_PATH} (is automountServiceAccountToken false on the pod or its service account?)",
             "missing-token-mount",
         )
-    return {key: found[key] for key in ("name", "readOnly", "mountPath") if key in found}
+    # Only the volume's name comes from the pod; the root init container mounts it read-only.
+    return {"name": found.get("name"), "readOnly": True, "mountPath": SA_TOKEN_PATH}

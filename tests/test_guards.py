@@ -205,3 +205,14 @@ def test_template_parse_cache_holds_no_large_pod_data():
     for n in range(30):
         inject(_pod(annotations={P + "envoy-extra-args": f"--x{n}"}), config)
     assert render._parse_cached.cache_info().currsize - before == 30  # small texts are still cached
+
+
+def test_the_root_init_container_mounts_the_token_volume_read_only():
+    """Reviewer's find: with ACLs the init container copies the pod's mount at the token path; the
+    pod chooses that volume, so the root container gets it read-only whatever the pod wrote."""
+    mount = {"name": "my-token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": False, "subPath": "x"}
+    pod = _pod(containers=[{"name": "web", "image": "w", "volumeMounts": [mount]}],
+               volumes=[{"name": "my-token", "emptyDir": {}}])
+    out = inject(pod, load_config("global.acls.manageSystemACLs=true"))
+    init = next(c for c in out["spec"]["initContainers"] if c["name"] == "consul-connect-inject-init")
+    assert init["volumeMounts"][-1] == {"name": "my-token", "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}
