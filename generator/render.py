@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 import jinja2
+import jinja2.sandbox
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -105,6 +106,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     rest of a render. The cache is bounded (`attr` could be given names from pod data)."""
 
     _CACHE_MAX = 1024
+    # `'a' * 4000000000` and `9 ** 9 ** 9` would take the process's memory or CPU at load time
+    # (check-values in CI); results past _MAX_PRODUCT characters or items are refused.
+    intercepted_binops = frozenset({"*", "**"})
+    _MAX_PRODUCT = 1_000_000
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
@@ -120,6 +125,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         if not callable(value) and self._verdicts.get((type(obj), attribute, type(value))):
             return value
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(left, (int, float)) and isinstance(right, (int, float)) and abs(right) > 64 and abs(left) > 1:
+                raise jinja2.sandbox.SecurityError(f"{left!r} ** {right!r} is too large for a template")
+        elif isinstance(left, (str, list, tuple)) or isinstance(right, (str, list, tuple)):
+            seq, times = (left, right) if isinstance(left, (str, list, tuple)) else (right, left)
+            if isinstance(times, int) and len(seq) * times > self._MAX_PRODUCT:
+                raise jinja2.sandbox.SecurityError(f"a {type(seq).__name__} repeated {times} times is too large for a template")
+        return super().call_binop(context, operator, left, right)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         key = (type(obj), attr, type(value))

@@ -133,3 +133,19 @@ def test_check_values_never_runs_code_from_a_values_file(tmp_path, body):
     assert "connectInject.templates.envoy-sidecar" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("body", ["{{ 'a' * 4000000000 }}", "{{ [1] * 400000000 }}", "{{ 2 ** 100000000 }}"])
+def test_a_template_cannot_take_the_memory_of_check_values(tmp_path, body):
+    """Reviewer's find: a contributed values file could OOM a CI job through a template."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"connectInject": {"templates": {"envoy-sidecar": "name: envoy-sidecar\nimage: e\nx: '" + body + "'\n"}}}))
+    with pytest.raises(ConfigError) as exc:
+        config_mod_load([str(values)])
+    assert "connectInject.templates.envoy-sidecar" in str(exc.value) and "too large for a template" in str(exc.value)
+
+
+def config_mod_load(files):
+    from generator import engine
+
+    return engine.load(files, [], environ={})
