@@ -88,6 +88,9 @@ def make_plan(config: Config, pod: Mapping[str, Any], namespace: str, ann: Mappi
         raise PodError(f'annotation "{PREFIX}extra-templates" names unknown template(s) {", ".join(unknown)}; known extra templates: {known}')
     upstreams = _upstreams(ann.get("connect-service-upstreams", ()), warnings)
     tproxy = _host_network_tproxy(spec, tproxy, sources, warnings)
+    if consul_dns and sources.get("transparent-proxy") == "hostNetwork" and sources.get("consul-dns") != "values":
+        warnings.append(f"Consul DNS ({sources['consul-dns']} {PREFIX}consul-dns) has no effect: it works through "
+                        f"transparent proxy, which is off for this hostNetwork pod")
     envoy_security = tproxy or not config.openshift
     if envoy_security:
         _check_envoy_uid(spec)

@@ -104,3 +104,9 @@ def test_did_you_mean_only_when_close(key, hint):
 def test_keys_of_later_consul_k8s_say_so(key):
     (warning,) = run(make_pod({P + key: "x"})).warnings
     assert "is not supported by this injector (it arrived in consul-k8s" in warning and "did you mean" not in warning
+
+
+def test_consul_dns_asked_on_a_host_network_pod_says_it_has_no_effect():
+    result = run(make_pod({P + "consul-dns": "true"}, hostNetwork=True))
+    assert result.outcome == "injected"
+    assert any(w.startswith(f"Consul DNS (annotation {P}consul-dns) has no effect") for w in result.warnings), result.warnings
