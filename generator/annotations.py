@@ -13,11 +13,10 @@ import functools
 import json
 import ipaddress
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from generator import quantity
+from generator import quantity, shellwords
 
 PREFIX = "consul.hashicorp.com/"
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
@@ -29,8 +28,8 @@ _PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # the shape of a co
 # upstream adds two env vars to every container, each list item a line of the root init script.
 MAX_UPSTREAMS = 1000
 MAX_LIST_ITEMS = 1000
-MAX_ENVOY_ARGS = 1000
-MAX_ENVOY_ARGS_CHARS = 16 * 1024
+MAX_ENVOY_ARGS = shellwords.MAX_ARGS
+MAX_ENVOY_ARGS_CHARS = shellwords.MAX_CHARS
 MAX_TEMPLATES = 32
 # Unknown keys get a did-you-mean for the first few only; the rest are counted in one warning.
 MAX_UNKNOWN_WARNINGS = 20
@@ -135,66 +134,12 @@ def parse_quantity(raw: str, _ports: PodPorts | None = None) -> str:
     return raw
 
 
-# One shell word at a time, as shlex.split (POSIX mode, no comments) reads it: runs of plain
-# characters, a backslash and the character it escapes, '...' and "..." (where a backslash escapes
-# only " and \\). A regex instead of shlex, whose pure-Python reader takes about 3 µs a character.
-_WORD = re.compile(r"""(?:[^ \t\r\n'"\\]+|\\[\s\S]|'[^']*'|"(?:[^"\\]|\\[\s\S])*")+""")
-_PART = re.compile(r"""[^'"\\]+|\\([\s\S])|'([^']*)'|""" + r'"((?:[^"\\]|\\[\s\S])*)"')
-_DQ_ESCAPE = re.compile(r'\\(["\\])')
-_SHELL_SPACE = " \t\r\n"
-
-
 def parse_args(raw: str, _ports: PodPorts | None = None) -> tuple[str, ...]:
     """Split like a shell (exactly as shlex.split), refusing more than MAX_ENVOY_ARGS tokens."""
-    if len(raw) > MAX_ENVOY_ARGS_CHARS:
-        raise BadValue(f"longer than {MAX_ENVOY_ARGS_CHARS} characters")
-    tokens: list[str] = []
-    position, end = 0, len(raw)
-    while True:
-        while position < end and raw[position] in _SHELL_SPACE:
-            position += 1
-        if position == end:
-            return tuple(tokens)
-        match = _WORD.match(raw, position)
-        if match is None or (match.end() < end and raw[match.end()] not in _SHELL_SPACE):
-            raise BadValue(f"cannot split into arguments: {_split_problem(raw[position:])}")
-        if len(tokens) == MAX_ENVOY_ARGS:
-            raise BadValue(f"more than {MAX_ENVOY_ARGS} arguments")
-        tokens.append(_unquote(match.group()))
-        position = match.end()
-
-
-def _split_problem(rest: str) -> str:
-    """shlex's words for why `rest` (from a word that does not end) cannot be split."""
-    quote, i = "", 0
-    while i < len(rest):
-        char = rest[i]
-        if char == "\\" and quote != "'":
-            if i + 1 == len(rest):
-                return "No escaped character"
-            i += 2
-            continue
-        if not quote and char in "'\"":
-            quote = char
-        elif quote and char == quote:
-            quote = ""
-        i += 1
-    return "No closing quotation" if quote else "No escaped character"
-
-
-def _unquote(word: str) -> str:
-    out = []
-    for part in _PART.finditer(word):
-        escaped, single, double = part.groups()
-        if escaped is not None:
-            out.append(escaped)
-        elif single is not None:
-            out.append(single)
-        elif double is not None:
-            out.append(_DQ_ESCAPE.sub(r"\1", double))
-        else:
-            out.append(part.group())
-    return "".join(out)
+    try:
+        return shellwords.split(raw)
+    except shellwords.SplitError as exc:
+        raise BadValue(str(exc)) from None
 
 
 def _items(raw: str, limit: int = MAX_LIST_ITEMS, what: str = "items") -> list[str]:

@@ -19,8 +19,7 @@ from typing import Any, Mapping, Sequence
 import yamale
 import yaml
 
-from generator import chartkeys, helmvalues, paths, quantity, yamlio
-from generator.annotations import BadValue, parse_args
+from generator import chartkeys, helmvalues, paths, quantity, shellwords, yamlio
 from generator.errors import ConfigError
 
 RESERVED_CONSUL_NAMES = ("system", "universal", "consul", "operator", "root")
@@ -372,9 +371,9 @@ def _resources(values: Mapping[str, Any], key: str, problems: list[str]) -> Reso
 def _envoy_extra_args(raw: str | None, problems: list[str]) -> tuple[str, ...] | None:
     if raw is None:
         return None
-    try:
-        return parse_args(raw)
-    except BadValue as exc:
+    try:  # the same splitting and bounds as the pod annotation
+        return shellwords.split(raw)
+    except shellwords.SplitError as exc:
         problems.append(f"connectInject.envoyExtraArgs: {exc} (value {raw!r})")
         return None
 
