@@ -117,7 +117,7 @@ class NamespaceCache:
             self._missing.popitem(last=False)
 
     def peek(self, name: str) -> Labels:
-        """Labels from the cache only; {} when unknown. For the synchronous engine callback."""
+        """Labels from the cache only; {} when unknown (counted in no metric)."""
         return self._labels.get(name, EMPTY)
 
     def needs_get(self, name: str) -> bool:
@@ -138,13 +138,9 @@ class NamespaceCache:
 
         Raises NamespaceUnavailable when the namespace is not cached and cannot be read.
         """
-        labels = self._labels.get(name)
+        labels = self.cached(name)
         if labels is not None:
-            self.metrics.ns_lookups.labels(source="cache" if self._in_sync else "stale").inc()
             return labels
-        if self.api is None or not name or self._known_missing(name):
-            self.metrics.ns_lookups.labels(source="unknown").inc()
-            return EMPTY
         task = self._pending.get(name)
         if task is None:
             task = asyncio.ensure_future(self._get(name))

@@ -154,7 +154,8 @@ def _capabilities(base: Mapping[str, Any], value: Any, where: str) -> dict:
 
 
 def _env(base: list, over: Any, where: str, name: str) -> list:
-    """Merge by name; loader and shell variables and the container's own are refused."""
+    """The author's variables after the container's own; loader and shell variables and the
+    container's own names are refused."""
     if not isinstance(over, list) or not all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in over):
         raise OverrideRefused(f"{where}: expected a list of maps, each with a string 'name'")
     own = {item.get("name") for item in base}
