@@ -37,7 +37,7 @@ golden: $(STAMP)
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .benchmarks
 
-# Regenerate the README's annotation table from generator/annotations.py.
+# Regenerate the README's annotation table from generator/inject/annotations.py.
 readme: $(STAMP)
 	$(PY) scripts/update_readme.py
 
@@ -46,11 +46,11 @@ $(HELM_BIN): scripts/fetch_helm.py | $(STAMP)
 
 # chart/values.schema.json from values-schema.yaml (the yamale schema is the single source).
 schema: $(STAMP)
-	$(PY) -m generator.schema_json
+	$(PY) -m generator.tools.schema_json
 
 # helm lint --strict (defaults and the kitchen-sink values) and the values.schema.json drift check.
 lint: $(STAMP) $(HELM_BIN)
-	$(PY) -m generator.schema_json --check
+	$(PY) -m generator.tools.schema_json --check
 	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \
 	  $(HELM_BIN) lint --strict chart
 	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \

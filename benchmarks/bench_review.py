@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from engine_helpers import P, admission, load_config
-from generator import render
-from generator.review import review
+from generator.inject import render
+from generator.inject.review import review
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "static-server.yaml"
@@ -102,7 +102,7 @@ def test_review_typical_pod_cold_template_cache(benchmark, config, record):
     request = admission(static_server_pod(), "default")
     clear = getattr(getattr(render, "_parse_cached", None), "cache_clear", None)
     if clear is None:
-        pytest.skip("generator.render has no _parse_cached cache to clear")
+        pytest.skip("generator.inject.render has no _parse_cached cache to clear")
 
     def setup():
         clear()

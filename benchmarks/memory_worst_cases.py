@@ -59,8 +59,8 @@ def _rss_mib() -> float:
 
 def run_case(name: str) -> dict:
     """In this process: baseline, then the case; a JSON line of figures."""
-    from generator import engine
-    from generator.review import review
+    from generator.inject import engine
+    from generator.inject.review import review
 
     config = engine.load(sets=["connectInject.templates.log-shipper=containers: [{name: logs, image: l}]"])
     review(_review(_pod({})), config)

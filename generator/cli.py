@@ -11,8 +11,9 @@ import json
 import sys
 from typing import Sequence
 
-from generator import engine, namespaces
-from generator.errors import ConfigError, ReviewError
+from generator.inject import engine
+from generator.kube import namespaces
+from generator.base.errors import ConfigError, ReviewError
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -55,7 +56,7 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the admission webhook over HTTPS")
     _values_args(p)
     if serve_flags:
-        from generator import server
+        from generator.webhook import server
 
         server.add_arguments(p)
     return parser
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"values OK: {', '.join(args.values)}")
         return EXIT_OK
     if args.command == "serve":
-        from generator import server
+        from generator.webhook import server
 
         return server.main(args, config)
     try:
@@ -98,7 +99,7 @@ def _read_docs(args: argparse.Namespace) -> list | None:
     """The YAML stream named by -f, or None after printing why it cannot be read."""
     import yaml
 
-    from generator.yamlio import read_stream
+    from generator.base.yamlio import read_stream
 
     try:
         return read_stream(args.filename)
@@ -110,7 +111,7 @@ def _read_docs(args: argparse.Namespace) -> list | None:
 
 
 def _explain(args: argparse.Namespace, config, labels) -> int:
-    from generator import explain
+    from generator.inject import explain
 
     docs = _read_docs(args)
     if docs is None:
@@ -124,7 +125,7 @@ def _explain(args: argparse.Namespace, config, labels) -> int:
 
 
 def _review(args: argparse.Namespace, config, labels) -> int:
-    from generator.review import parse_review, review
+    from generator.inject.review import parse_review, review
 
     try:
         raw = sys.stdin.buffer.read() if args.filename == "-" else open(args.filename, "rb").read()
@@ -141,8 +142,8 @@ def _review(args: argparse.Namespace, config, labels) -> int:
 
 
 def _inject(args: argparse.Namespace, config, labels) -> int:
-    from generator.workloads import inject_stream
-    from generator.yamlio import dump_stream
+    from generator.inject.workloads import inject_stream
+    from generator.base.yamlio import dump_stream
 
     docs = _read_docs(args)
     if docs is None:

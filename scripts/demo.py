@@ -30,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from generator.devcerts import CA, write_secret  # noqa: E402
+from generator.tools.devcerts import CA, write_secret  # noqa: E402
 
 P = "consul.hashicorp.com/"
 

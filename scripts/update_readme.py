@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from generator.annotations import markdown_table
+from generator.inject.annotations import markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- annotations:start -->", "<!-- annotations:end -->"

@@ -15,9 +15,9 @@ from typing import Any
 
 import jsonpatch
 
-from generator import config as config_mod
-from generator import engine
-from generator.review import ReviewResult, review
+from generator.values import config as config_mod
+from generator.inject import engine
+from generator.inject.review import ReviewResult, review
 
 ROOT = Path(__file__).resolve().parent.parent
 P = "consul.hashicorp.com/"

@@ -48,10 +48,10 @@ def cases() -> list[Case]:
 
 def in_process(case: Case, reviewer=None) -> str:
     """The case through `inject_stream` in this process (or through `reviewer`, e.g. HTTPS)."""
-    from generator import engine
-    from generator.review import no_labels
-    from generator.workloads import inject_stream
-    from generator.yamlio import dump_stream, read_stream
+    from generator.inject import engine
+    from generator.inject.review import no_labels
+    from generator.inject.workloads import inject_stream
+    from generator.base.yamlio import dump_stream, read_stream
 
     config = engine.load([], list(case.sets), environ=case.env)
     outcome = inject_stream(read_stream(str(case.input)), config, case.namespace, no_labels, reviewer)

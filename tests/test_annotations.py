@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine_helpers import P, container, denial, init_script, inject, load_config, make_pod, run
-from generator import annotations
+from generator.inject import annotations
 
 BAD_VALUES = [
     ("connect-inject", "yes-please", "must be a boolean"),
@@ -198,7 +198,7 @@ def test_envoy_args_split_exactly_as_shlex(text):
     """The splitter is a regex (shlex reads a character at a time); it must agree with shlex.split."""
     import shlex
 
-    from generator.annotations import BadValue, parse_args
+    from generator.inject.annotations import BadValue, parse_args
 
     try:
         expected: tuple | str = tuple(shlex.split(text))

@@ -264,7 +264,7 @@ def test_check_values_with_tls_only_warns_about_the_missing_ca_file(tmp_path):
 
 def test_token_emulation_treats_null_lists_as_empty():
     """`volumes: null` and `volumeMounts: null` are empty lists to the API server (reviewer's find)."""
-    from generator import serviceaccount
+    from generator.inject import serviceaccount
 
     pod = {"spec": {"volumes": None, "containers": [{"name": "web", "image": "w", "volumeMounts": None}]}}
     assert serviceaccount.add(pod) is True

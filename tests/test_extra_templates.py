@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from engine_helpers import P, container, denial, inject, load_config, make_pod, run, validate_k8s
-from generator import engine
-from generator.errors import ConfigError
+from generator.inject import engine
+from generator.base.errors import ConfigError
 
 LOG_SHIPPER = """\
 containers:
@@ -146,6 +146,6 @@ def test_a_template_cannot_take_the_memory_of_check_values(tmp_path, body):
 
 
 def config_mod_load(files):
-    from generator import engine
+    from generator.inject import engine
 
     return engine.load(files, [], environ={})

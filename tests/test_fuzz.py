@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from engine_helpers import P, admission, load_config, validate_k8s
-from generator.annotations import TABLE
-from generator.review import review
+from generator.inject.annotations import TABLE
+from generator.inject.review import review
 
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 # Consul DNS needs the DNS Service IP from the environment (as in the cluster); without it a

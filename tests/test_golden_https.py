@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.devcerts import CA, write_secret
+from generator.tools.devcerts import CA, write_secret
 from golden_cases import ROOT, cases, in_process
 
 CASES = cases()

@@ -13,9 +13,9 @@ import json
 import pytest
 
 from engine_helpers import P, admission, denial, inject, load_config, make_pod, run
-from generator.annotations import MAX_ENVOY_ARGS, MAX_ENVOY_ARGS_CHARS, MAX_LIST_ITEMS, MAX_UNKNOWN_WARNINGS, MAX_UPSTREAMS
-from generator.guards import MAX_ANNOTATION_BYTES, MAX_POD_BYTES
-from generator.review import review
+from generator.inject.annotations import MAX_ENVOY_ARGS, MAX_ENVOY_ARGS_CHARS, MAX_LIST_ITEMS, MAX_UNKNOWN_WARNINGS, MAX_UPSTREAMS
+from generator.inject.guards import MAX_ANNOTATION_BYTES, MAX_POD_BYTES
+from generator.inject.review import review
 
 VOLUME = "consul-connect-inject-data"
 
@@ -193,7 +193,7 @@ def test_patch_of_an_ordinary_pod_is_unchanged_by_the_bounds():
 def test_template_parse_cache_holds_no_large_pod_data():
     """Reproducer: 30 pods with different 240 KB envoy-extra-args grew RSS by 220 MiB, never freed
     (the parse cache was keyed by rendered text). Large rendered texts are no longer kept."""
-    from generator import render
+    from generator.inject import render
 
     config = load_config()
     inject(_pod())

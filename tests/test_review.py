@@ -9,8 +9,8 @@ import jsonpatch
 import pytest
 
 from engine_helpers import P, admission, denial, inject, load_config, make_pod, run
-from generator.errors import ReviewError
-from generator.review import parse_review, review
+from generator.base.errors import ReviewError
+from generator.inject.review import parse_review, review
 
 
 @pytest.mark.parametrize("api_version", ["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])
@@ -95,7 +95,7 @@ def test_injection_is_idempotent():
 
 
 def test_internal_errors_are_a_500_without_traceback(monkeypatch):
-    from generator import review as review_mod
+    from generator.inject import review as review_mod
 
     def boom(*_args, **_kwargs):
         raise RuntimeError("secret internals")

@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine_helpers import P, admission, container, init_script, load_config, patched
-from generator.annotations import TABLE
-from generator.errors import ConfigError
-from generator.render import shell_quote
-from generator.review import review
+from generator.inject.annotations import TABLE
+from generator.base.errors import ConfigError
+from generator.inject.render import shell_quote
+from generator.inject.review import review
 
 MOUNT = "/consul/connect-inject"
 SA_TOKEN_MOUNT = {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True}

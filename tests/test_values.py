@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from engine_helpers import container, inject, load_config, make_pod
-from generator import config as config_mod
-from generator import engine
-from generator import helmvalues
-from generator.errors import ConfigError
+from generator.values import config as config_mod
+from generator.inject import engine
+from generator.values import helmvalues
+from generator.base.errors import ConfigError
 
 
 def _problems(*sets: str, files=(), env=None) -> list[str]:

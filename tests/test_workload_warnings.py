@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine_helpers import P
-from generator.workloads import review_workload
+from generator.inject.workloads import review_workload
 
 
 def _review(obj, api_version="admission.k8s.io/v1"):
@@ -50,7 +50,7 @@ def test_garbage_is_still_allowed(data):
 def test_a_250kb_template_of_unknown_keys_gets_a_bounded_answer():
     """Reproducer: a valid 250 KB Deployment cost 1.5 s on /validate-workload (a did-you-mean per
     key). Only the first keys are examined; the rest are counted in one warning."""
-    from generator.annotations import MAX_UNKNOWN_WARNINGS
+    from generator.inject.annotations import MAX_UNKNOWN_WARNINGS
 
     flood = {f"{P}connect-servic{i}": "x" * 10 for i in range(7000)}
     warnings = _review(_deployment(template=flood))["response"]["warnings"]

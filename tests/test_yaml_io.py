@@ -15,7 +15,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from generator import yamlio
+from generator.base import yamlio
 
 # Quoted in the input: strings every reader must get back as the same string.
 AMBIGUOUS = ["y", "Y", "n", "N", "yes", "no", "on", "off", "true", "False", "~", "null", "", "1e3", "1E-3",

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
-from generator import helmvalues
+from generator.values import helmvalues
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "chart"

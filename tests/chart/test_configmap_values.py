@@ -21,11 +21,11 @@ sys.path.insert(0, str(ROOT / "tests"))  # golden_cases (tests/), also when only
 
 import golden_cases  # noqa: E402
 
-from generator import engine  # noqa: E402
-from generator import helmvalues  # noqa: E402
-from generator.review import no_labels  # noqa: E402
-from generator.workloads import inject_stream  # noqa: E402
-from generator.yamlio import dump_stream, read_stream  # noqa: E402
+from generator.inject import engine  # noqa: E402
+from generator.values import helmvalues  # noqa: E402
+from generator.inject.review import no_labels  # noqa: E402
+from generator.inject.workloads import inject_stream  # noqa: E402
+from generator.base.yamlio import dump_stream, read_stream  # noqa: E402
 
 ENABLED = {"connectInject": {"enabled": True}}
 # Values of the Consul chart that hold secrets or name them; each string is a marker to look for.

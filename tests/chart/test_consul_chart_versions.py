@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import engine
-from generator.errors import ConfigError
+from generator.inject import engine
+from generator.base.errors import ConfigError
 from helmrender import RenderError, render
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "consul-chart-defaults.json.gz"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from generator import config as config_mod
-from generator.errors import ConfigError
+from generator.values import config as config_mod
+from generator.base.errors import ConfigError
 from helmrender import RenderError, render
 
 CASES = {

@@ -211,7 +211,7 @@ async def test_kitchen_sink_values_reach_the_webhook(tmp_path: Path) -> None:
 
 
 def test_a_null_in_chart_values_reaches_the_webhook(tmp_path: Path) -> None:
-    from generator import config
+    from generator.values import config
 
     rendered = render({"connectInject": {"enabled": True, "initContainer": {"resources": {"limits": {"cpu": None}}}}})
     values_json = tmp_path / "values.json"

@@ -45,14 +45,14 @@ def check_values(*files: Path, env: dict | None = None) -> subprocess.CompletedP
 
 
 def test_values_schema_json_is_generated_from_values_schema_yaml() -> None:
-    from generator import schema_json
+    from generator.tools import schema_json
 
     assert (CHART / "values.schema.json").read_text() == schema_json.render(), \
         "chart/values.schema.json is stale: run `make schema`"
 
 
 def test_schema_generator_check_mode() -> None:
-    proc = subprocess.run([sys.executable, "-m", "generator.schema_json", "--check"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "generator.tools.schema_json", "--check"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0, proc.stderr
 

@@ -18,11 +18,11 @@ import pytest
 import yaml
 from kubernetes import client as kube_client
 
-from generator import config as config_mod
-from generator import engine
-from generator.devcerts import CA, write_secret
-from generator.nscache import api_for
-from generator.server import Address, WebhookServer
+from generator.values import config as config_mod
+from generator.inject import engine
+from generator.tools.devcerts import CA, write_secret
+from generator.kube.nscache import api_for
+from generator.webhook.server import Address, WebhookServer
 
 from .fake_kube import FakeKube
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from generator import engine
+from generator.inject import engine
 
 from .conftest import Webhook, docs_pod, patched
 

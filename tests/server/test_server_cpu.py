@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from generator import server as server_mod
-from generator.review import no_labels
+from generator.webhook import server as server_mod
+from generator.inject.review import no_labels
 
 from .conftest import P, Webhook, admission_review, make_pod, metric_value
 

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from generator import logs
+from generator.base import logs
 
 from .conftest import make_pod
 
@@ -74,7 +74,7 @@ async def test_a_hostile_pod_name_is_one_escaped_json_line(restore_logging, webh
 def test_messages_and_tracebacks_are_escaped_and_indented(restore_logging) -> None:
     out = io.StringIO()
     logger = logs.setup("info", as_json=False, stream=out)
-    logging.getLogger("generator.review").error("cannot inject pod %s", "a\rb\u2028c")  # third-party style %-args
+    logging.getLogger("generator.inject.review").error("cannot inject pod %s", "a\rb\u2028c")  # third-party style %-args
     try:
         raise ValueError("bad name\n2026-11-26T00:00:00.000Z INFO forged\x1b[0m")
     except ValueError:

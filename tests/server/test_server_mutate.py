@@ -198,7 +198,7 @@ async def test_our_own_fault_is_a_500_status_without_traceback(webhook: Webhook,
 async def test_pods_that_are_not_injected_never_wait_for_namespace_labels(webhook: Webhook, monkeypatch) -> None:
     """Labels are fetched only when the engine asks for them: an opted-out pod or one in
     kube-system is answered even while its namespace cannot be read."""
-    from generator.nscache import NamespaceUnavailable
+    from generator.kube.nscache import NamespaceUnavailable
 
     async def unreadable(name):
         raise NamespaceUnavailable(f"namespace {name!r} cannot be read")
@@ -261,7 +261,7 @@ async def test_a_non_string_namespace_is_a_400(webhook: Webhook) -> None:
 async def test_a_namespace_cache_miss_costs_one_review(webhook: Webhook, monkeypatch) -> None:
     """Issue 10: the server once reviewed a pod twice on a miss (first without labels, then with).
     Now review() runs once, in a worker that waits for the one GET."""
-    from generator import server as server_mod
+    from generator.webhook import server as server_mod
 
     calls = []
     real = server_mod.review

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from generator.metrics import Metrics
-from generator.nscache import NamespaceCache, NamespaceUnavailable
+from generator.webhook.metrics import Metrics
+from generator.kube.nscache import NamespaceCache, NamespaceUnavailable
 
 from .conftest import P, Webhook, admission_review, core_api, docs_pod, metric_value, patched
 from .fake_kube import FakeKube

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from generator.devcerts import CA
+from generator.tools.devcerts import CA
 
 from .conftest import ROOT, admission_review, client_ssl, docs_pod, metric_value
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from generator.devcerts import CA, Pair, write_secret
+from generator.tools.devcerts import CA, Pair, write_secret
 
 from .conftest import Webhook, client_ssl, make_pod, metric_value
 

@@ -12,9 +12,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
-from generator import config as config_mod
-from generator.config import Config
-from generator.render import Templates
+from generator.values import config as config_mod
+from generator.values.config import Config
+from generator.inject.render import Templates
 
 
 def load(values_files: Sequence[str | Path] = (), sets: Sequence[str] = (), **options: Any) -> Config:

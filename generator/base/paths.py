@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HOME = Path(os.environ.get("CONNECT_INJECT_HOME") or Path(__file__).resolve().parent.parent)
+HOME = Path(os.environ.get("CONNECT_INJECT_HOME") or Path(__file__).resolve().parents[2])
 CHART_VALUES = HOME / "chart" / "values.yaml"
 VALUES_SCHEMA = HOME / "values-schema.yaml"
 TEMPLATES_DIR = HOME / "templates"
-CHART_KEYS = Path(__file__).resolve().parent / "data" / "consul-chart-keys.tsv"  # package data
+CHART_KEYS = Path(__file__).resolve().parents[1] / "data" / "consul-chart-keys.tsv"  # package data

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from generator.annotations import show
-from generator.errors import PodError
-from generator.podcontract import INIT_NAMES
+from generator.inject.annotations import show
+from generator.base.errors import PodError
+from generator.base.podcontract import INIT_NAMES
 
 
 class OverrideRefused(PodError):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from generator.errors import ConfigError
-from generator.yamlio import read_stream
+from generator.base.errors import ConfigError
+from generator.base.yamlio import read_stream
 
 
 def load_labels(path: str | None) -> dict[str, dict[str, str]]:

@@ -46,13 +46,13 @@ from typing import Any
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from generator import logs
-from generator.errors import Unavailable
-from generator.metrics import Metrics
-from generator.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
-from generator.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
-from generator.tlsreload import EXPIRY_WARNING, CertReloader
-from generator.workloads import review_workload
+from generator.base import logs
+from generator.base.errors import Unavailable
+from generator.webhook.metrics import Metrics
+from generator.kube.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
+from generator.inject.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
+from generator.webhook.tlsreload import EXPIRY_WARNING, CertReloader
+from generator.inject.workloads import review_workload
 
 logger = logging.getLogger(logs.LOGGER_NAME)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from generator import quantity
-from generator.annotations import PREFIX, BadValue, Upstream, parse_bool, show
-from generator.config import Config, Resources
-from generator.errors import InjectorFault, PodError
-from generator.podcontract import ENVOY_UID, INJECTED_NAMES, SA_TOKEN_PATH
+from generator.base import quantity
+from generator.inject.annotations import PREFIX, BadValue, Upstream, parse_bool, show
+from generator.values.config import Config, Resources
+from generator.base.errors import InjectorFault, PodError
+from generator.base.podcontract import ENVOY_UID, INJECTED_NAMES, SA_TOKEN_PATH
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from generator import paths
+from generator.base import paths
 
 GATEWAY_LISTS = {"ingressGateways.gateways": "ingressGateways.defaults",
                  "terminatingGateways.gateways": "terminatingGateways.defaults"}

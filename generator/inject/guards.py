@@ -15,11 +15,11 @@ import json
 import posixpath
 from typing import Any, Mapping
 
-from generator import overrides
-from generator.patch import ORIGINAL_POD_KEY, STATUS_KEY
-from generator.errors import PodError
-from generator.plan import Plan
-from generator.podcontract import INIT_NAMES, INJECTED_NAMES, MOUNT_PATH, VOLUME_NAME
+from generator.inject import overrides
+from generator.inject.patch import ORIGINAL_POD_KEY, STATUS_KEY
+from generator.base.errors import PodError
+from generator.inject.plan import Plan
+from generator.base.podcontract import INIT_NAMES, INJECTED_NAMES, MOUNT_PATH, VOLUME_NAME
 
 VOLUME = VOLUME_NAME
 # The API server stores an object of at most 1.5 MiB (etcd's request limit) and metadata.annotations

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
-from generator import annotations as ann_mod
-from generator.plan import Plan, make_plan
-from generator.podcontract import SA_TOKEN_PATH
+from generator.inject import annotations as ann_mod
+from generator.inject.plan import Plan, make_plan
+from generator.base.podcontract import SA_TOKEN_PATH
 
 P = ann_mod.PREFIX
 SAMPLE_POD: dict[str, Any] = {

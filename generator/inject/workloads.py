@@ -16,9 +16,9 @@ from typing import Any, Callable, Iterator, Mapping
 
 import jsonpatch
 
-from generator import serviceaccount
-from generator.annotations import PREFIX, TABLE
-from generator.podcontract import ADMISSION_API_VERSIONS
+from generator.inject import serviceaccount
+from generator.inject.annotations import PREFIX, TABLE
+from generator.base.podcontract import ADMISSION_API_VERSIONS
 
 # Where each workload kind keeps its pod template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -128,7 +128,7 @@ def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
 
 
 def local_reviewer(config, labels) -> Reviewer:
-    from generator.review import review
+    from generator.inject.review import review
 
     return lambda request: review(request, config, labels).review
 
@@ -183,7 +183,7 @@ def review_workload(data: Any) -> dict:
     Registered with failurePolicy Ignore, it must never block a deploy: whatever arrives, the
     answer allows it (a request without a uid gets an empty one).
     """
-    from generator.annotations import unknown_warnings
+    from generator.inject.annotations import unknown_warnings
 
     request = _map(data.get("request") if isinstance(data, dict) else None)
     obj = _map(request.get("object"))

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from generator.logs import LOGGER_NAME, log
-from generator.metrics import Metrics
+from generator.base.logs import LOGGER_NAME, log
+from generator.webhook.metrics import Metrics
 
 CERT_FILE = "tls.crt"
 KEY_FILE = "tls.key"

@@ -19,8 +19,9 @@ from typing import Any, Mapping, Sequence
 import yamale
 import yaml
 
-from generator import chartkeys, helmvalues, paths, quantity, shellwords, yamlio
-from generator.errors import ConfigError
+from generator.values import chartkeys, helmvalues
+from generator.base import paths, quantity, shellwords, yamlio
+from generator.base.errors import ConfigError
 
 RESERVED_CONSUL_NAMES = ("system", "universal", "consul", "operator", "root")
 _CENTRAL_CONFIG_MIGRATE = "instead you must migrate to CRDs (see www.consul.io/docs/k8s/crds/upgrade-to-crds)"

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from generator import quantity, shellwords
+from generator.base import quantity, shellwords
 
 PREFIX = "consul.hashicorp.com/"
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")

@@ -23,15 +23,14 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from generator.logs import LOGGER_NAME, log
-from generator.errors import Unavailable
-from generator.metrics import Metrics
+from generator.base.logs import LOGGER_NAME, log
+from generator.base.errors import Unavailable
 
 logger = logging.getLogger(LOGGER_NAME + ".namespaces")
 
@@ -51,6 +50,16 @@ NEGATIVE_TTL = 5.0
 NEGATIVE_ENTRIES = 1000
 
 
+class CacheMetrics(Protocol):
+    """What the cache reports (the webhook's Metrics has these; the cache does not import it)."""
+
+    ns_lookups: Any
+    ns_errors: Any
+    ns_count: Any
+
+    def staleness_from(self, fn: Callable[[], float]) -> None: ...
+
+
 def _labels(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     meta = obj.get("metadata") or {}
     return meta.get("name", ""), dict(meta.get("labels") or {})
@@ -68,7 +77,7 @@ class NamespaceUnavailable(Unavailable):
 class NamespaceCache:
     """Labels of every Namespace, by name. `api` None means no API server: every lookup is {}."""
 
-    def __init__(self, api: client.CoreV1Api | None, metrics: Metrics, *,
+    def __init__(self, api: client.CoreV1Api | None, metrics: CacheMetrics, *,
                  watch_seconds: int = WATCH_SECONDS, get_deadline: float = GET_DEADLINE,
                  negative_ttl: float = NEGATIVE_TTL, negative_entries: int = NEGATIVE_ENTRIES) -> None:
         self.api = api

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-from generator import overrides as overrides_mod
-from generator.annotations import PREFIX
-from generator.errors import PodError
-from generator.plan import Plan
-from generator.podcontract import INJECTED_NAMES
-from generator.render import Injected
+from generator.inject import overrides as overrides_mod
+from generator.inject.annotations import PREFIX
+from generator.base.errors import PodError
+from generator.inject.plan import Plan
+from generator.base.podcontract import INJECTED_NAMES
+from generator.inject.render import Injected
 
 PROBES = (("livenessProbe", 20300), ("readinessProbe", 20400), ("startupProbe", 20500))
 STATUS_KEY = PREFIX + "connect-inject-status"

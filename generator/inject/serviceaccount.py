@@ -18,8 +18,8 @@ import copy
 import json
 from typing import Any
 
-from generator.patch import ORIGINAL_POD_KEY
-from generator.podcontract import SA_TOKEN_PATH
+from generator.inject.patch import ORIGINAL_POD_KEY
+from generator.base.podcontract import SA_TOKEN_PATH
 
 VOLUME = "kube-api-access-offline"  # the plugin picks a random suffix; this one marks our stand-in
 _CONTAINER_FIELDS = ("initContainers", "containers")

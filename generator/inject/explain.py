@@ -14,11 +14,11 @@ from typing import Any
 
 import jsonpatch
 
-from generator.annotations import PREFIX
-from generator.patch import PROBES, upstream_env
-from generator.podcontract import INJECTED_NAMES
-from generator.review import review
-from generator.workloads import admission_request, misplaced_warnings, pod_sites
+from generator.inject.annotations import PREFIX
+from generator.inject.patch import PROBES, upstream_env
+from generator.base.podcontract import INJECTED_NAMES
+from generator.inject.review import review
+from generator.inject.workloads import admission_request, misplaced_warnings, pod_sites
 
 EXIT_INJECTED, EXIT_DENIED, EXIT_SKIPPED = 0, 1, 3
 

@@ -14,13 +14,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from generator import annotations as ann_mod
-from generator import guards, patch
-from generator.config import Config
-from generator.decide import Decision, decide
-from generator.errors import InjectorFault, PodError, ReviewError, Unavailable
-from generator.plan import Plan, make_plan
-from generator.podcontract import ADMISSION_API_VERSIONS
+from generator.inject import annotations as ann_mod
+from generator.inject import guards, patch
+from generator.values.config import Config
+from generator.inject.decide import Decision, decide
+from generator.base.errors import InjectorFault, PodError, ReviewError, Unavailable
+from generator.inject.plan import Plan, make_plan
+from generator.base.podcontract import ADMISSION_API_VERSIONS
 
 log = logging.getLogger(__name__)
 API_VERSIONS = ADMISSION_API_VERSIONS

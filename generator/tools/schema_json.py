@@ -14,7 +14,7 @@ the same values files. Rules of the translation:
 
 A validator this module does not know is an error, never a silent pass.
 
-Usage: `python -m generator.schema_json [--check]` (`make schema` writes the file; `--check`
+Usage: `python -m generator.tools.schema_json [--check]` (`make schema` writes the file; `--check`
 exits 1 when the file on disk differs from what the schema gives).
 """
 
@@ -30,9 +30,9 @@ from typing import Any
 import yamale
 from yamale import validators as v
 
-from generator import chartkeys
+from generator.values import chartkeys
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "values-schema.yaml"
 OUTPUT = ROOT / "chart" / "values.schema.json"
 
@@ -181,7 +181,7 @@ def build(schema_path: Path = SCHEMA) -> dict[str, Any]:
     _consul_keys(root, definitions)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "$comment": "Generated from values-schema.yaml by `make schema` (generator/schema_json.py). Do not edit.",
+        "$comment": "Generated from values-schema.yaml by `make schema` (generator/tools/schema_json.py). Do not edit.",
         "title": "Values of the Consul Connect injector chart",
         **root,
         "definitions": definitions,
@@ -193,7 +193,7 @@ def render(schema_path: Path = SCHEMA) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generator.schema_json", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m generator.tools.schema_json", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if chart/values.schema.json is out of date")
     args = parser.parse_args(argv)
     text = render()

@@ -28,9 +28,9 @@ import jinja2.sandbox
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from generator import paths
-from generator.podcontract import TEMPLATE_CONSTANTS
-from generator.errors import ConfigError, InjectorFault, PodError
+from generator.base import paths
+from generator.base.podcontract import TEMPLATE_CONSTANTS
+from generator.base.errors import ConfigError, InjectorFault, PodError
 
 BUILTIN: dict[str, str] = {
     "consul-connect-inject-data": "consul-connect-inject-data.yaml.j2",
@@ -249,7 +249,7 @@ class Templates:
 
     def check(self, config) -> None:
         """Render every template against sample pods so runtime errors surface at start-up."""
-        from generator.samples import sample_contexts
+        from generator.inject.samples import sample_contexts
 
         problems = []
         for plan, pod in sample_contexts(config):

@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from generator.annotations import PREFIX, BadValue, parse_bool, show
-from generator.config import Config
-from generator.errors import PodError
+from generator.inject.annotations import PREFIX, BadValue, parse_bool, show
+from generator.values.config import Config
+from generator.base.errors import PodError
 
 SYSTEM_NAMESPACES = ("kube-system", "kube-public")
 
