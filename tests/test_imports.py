@@ -75,6 +75,9 @@ ALLOWED = {
     "inject": {"base", "values"},
     "webhook": {"base", "values", "inject", "kube"},
     "tools": {"base", "values"},
+    # The controllers (issues 11, 12): a Consul HTTP client below them, beside kube.
+    "consul": {"base"},
+    "endpoints": {"base", "values", "inject", "kube", "consul"},
 }
 TOP = {"generator.cli", "generator.__main__"}  # the entry point may use every layer
 
