@@ -67,6 +67,14 @@ class Rendered:
             raise LookupError(f"expected one {kind} {name or ''}, found {len(found)}: {[o['metadata']['name'] for o in found]}")
         return found[0]
 
+    def webhook(self) -> dict:
+        """The injector webhook's Deployment (the chart also runs the endpoints controller's)."""
+        found = [o for o in self.objects if o.get("kind") == "Deployment"
+                 and o["metadata"].get("labels", {}).get("component") == "connect-injector"]
+        if len(found) != 1:
+            raise LookupError(f"expected one webhook Deployment, found {len(found)}")
+        return found[0]
+
     def kinds(self) -> list[str]:
         return sorted(o["kind"] for o in self.objects)
 

@@ -119,7 +119,9 @@ def render_upgrade(api: FakeApiServer, helm: str | None, tmp_path, values: dict 
         assert proc.returncode == 0, proc.stderr
         text = proc.stdout
     docs = [d for d in yaml.safe_load_all(text) if d]
-    return {d["kind"]: d for d in docs if d["kind"] in ("Secret", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Deployment")}
+    webhook = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["labels"]["component"] == "connect-injector"]
+    return {d["kind"]: d for d in docs if d["kind"] in ("Secret", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+            } | {"Deployment": webhook[0]}
 
 
 def test_upgrade_reuses_the_existing_certificate(api: FakeApiServer, helm: str | None, tmp_path) -> None:
@@ -147,7 +149,7 @@ def test_the_ca_checksum_is_stable_across_upgrades(api: FakeApiServer, helm: str
     api.secrets[("consul", SECRET)] = first.get("Secret")
     key = "consul.hashicorp.com/webhook-ca-checksum"
     again = render_upgrade(api, helm, tmp_path)["Deployment"]["spec"]["template"]["metadata"]["annotations"][key]
-    assert again == first.get("Deployment")["spec"]["template"]["metadata"]["annotations"][key]
+    assert again == first.webhook()["spec"]["template"]["metadata"]["annotations"][key]
 
 
 NOT_AFTER = "consul.hashicorp.com/cert-not-after"
@@ -206,7 +208,7 @@ def test_a_certificate_expiring_within_30_days_is_replaced(api: FakeApiServer, h
     # The pods roll (new serving CA).
     key = "consul.hashicorp.com/webhook-ca-checksum"
     annotations = objs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[key] != render(_validity(10)).get("Deployment")["spec"]["template"]["metadata"]["annotations"][key]
+    assert annotations[key] != render(_validity(10)).webhook()["spec"]["template"]["metadata"]["annotations"][key]
 
     # The next upgrade reuses the new certificate and trusts only its CA; the pods do not roll again.
     api.secrets[("consul", SECRET)] = secret

@@ -22,9 +22,9 @@ kind: ConfigMap
 metadata:
   name: probe
   labels:
-    {{- include "consul.labels" (list . "endpoints-controller") | nindent 4 }}
+    {{- include "consul.labels" (list . "probe-component") | nindent 4 }}
 data:
-  selector: {{ include "consul.selectorLabels" (list . "endpoints-controller") | quote }}
+  selector: {{ include "consul.selectorLabels" (list . "probe-component") | quote }}
 """
 
 
@@ -43,9 +43,13 @@ def test_another_component_gets_labels_the_webhook_selectors_do_not_match(tmp_pa
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     probe = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "probe")
     labels = probe["metadata"]["labels"]
-    assert labels["component"] == "endpoints-controller" and labels["app.kubernetes.io/component"] == "endpoints-controller"
-    assert yaml.safe_load(probe["data"]["selector"]) == {"app": "consul", "release": "consul", "component": "endpoints-controller"}
-    selectors = [d["spec"]["selector"] for d in docs if d["kind"] == "Service"]
-    selectors += [d["spec"]["selector"]["matchLabels"] for d in docs if d["kind"] in ("Deployment", "PodDisruptionBudget")]
-    assert selectors and all(s["component"] == "connect-injector" for s in selectors)
-    assert all(any(labels.get(k) != v for k, v in s.items()) for s in selectors)  # none selects the probe's pods
+    assert labels["component"] == "probe-component" and labels["app.kubernetes.io/component"] == "probe-component"
+    assert yaml.safe_load(probe["data"]["selector"]) == {"app": "consul", "release": "consul", "component": "probe-component"}
+    pod_labels = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in docs if d["kind"] == "Deployment"}
+    pod_labels["probe"] = labels
+    selectors = [(d["kind"], d["spec"]["selector"]) for d in docs if d["kind"] == "Service"]
+    selectors += [(d["kind"], d["spec"]["selector"]["matchLabels"]) for d in docs if d["kind"] in ("Deployment", "PodDisruptionBudget")]
+    assert {s["component"] for _, s in selectors} == {"connect-injector", "endpoints-controller"}
+    for kind, selector in selectors:  # each selects the pods of exactly one Deployment
+        selected = [name for name, pod in pod_labels.items() if all(pod.get(k) == v for k, v in selector.items())]
+        assert len(selected) == 1 and selected[0] != "probe", (kind, selector, selected)

@@ -67,14 +67,14 @@ def test_final_stage_runs_as_the_non_root_user_the_chart_expects(final) -> None:
     assert users, "the final stage must set USER"
     uid, _, gid = users[-1].partition(":")
     assert uid.isdigit() and int(uid) > 0 and (not gid or int(gid) > 0)
-    pod = render({"connectInject": {"enabled": True}}).get("Deployment")["spec"]["template"]["spec"]
+    pod = render({"connectInject": {"enabled": True}}).webhook()["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == int(uid)
 
 
 def test_entrypoint_is_connect_inject_serve(final) -> None:
     entry = [args for i, args in final if i == "ENTRYPOINT"]
     assert [json.loads(e) for e in entry] == [["connect-inject", "serve"]]
-    container = render({"connectInject": {"enabled": True}}).get("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    container = render({"connectInject": {"enabled": True}}).webhook()["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["connect-inject", "serve"]
 
 
@@ -125,13 +125,13 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
 
 def test_ports_match_the_chart(final) -> None:
     exposed = {int(p) for i, args in final if i == "EXPOSE" for p in args.split()}
-    ports = render({"connectInject": {"enabled": True}}).get("Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"]
+    ports = render({"connectInject": {"enabled": True}}).webhook()["spec"]["template"]["spec"]["containers"][0]["ports"]
     assert exposed == {p["containerPort"] for p in ports}
 
 
 def test_make_image_tags_the_charts_default_image() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^image:\n\tdocker build -t \$\(IMAGE\) \.$", makefile, re.M)
-    image = render({"connectInject": {"enabled": True}}).get("Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    image = render({"connectInject": {"enabled": True}}).webhook()["spec"]["template"]["spec"]["containers"][0]["image"]
     chart_version = re.search(r'^appVersion: "(.*)"$', (ROOT / "chart" / "Chart.yaml").read_text(), re.M).group(1)
     assert image == f"consul-connect-inject:{chart_version}"

@@ -58,7 +58,7 @@ class Webhook:
 
     def __init__(self, rendered, tmp_path: Path, service_env: dict[str, str] | None = None) -> None:
         self.rendered = rendered
-        deployment = rendered.get("Deployment")
+        deployment = rendered.webhook()
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         volumes = {v["name"]: v for v in pod["volumes"]}
@@ -217,5 +217,5 @@ def test_a_null_in_chart_values_reaches_the_webhook(tmp_path: Path) -> None:
     values_json = tmp_path / "values.json"
     values_json.write_text(rendered.get("ConfigMap")["data"]["values.json"])
     # The chart runs `serve --no-chart-defaults`: Helm already merged the defaults and dropped the null.
-    assert "--no-chart-defaults" in rendered.get("Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--no-chart-defaults" in rendered.webhook()["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "cpu" not in config.load([values_json], chart_defaults=False).init_resources.limits

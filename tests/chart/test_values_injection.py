@@ -161,7 +161,7 @@ def test_a_newline_in_the_consul_ca_secret_name_adds_no_volume(helm: str | None)
     name = "consul-ca\n        - name: host\n          hostPath:\n            path: /"
     rendered = render([ENABLED, EXISTING_SECRET, {"global": {"tls": {"enabled": True, "caCert": {"secretName": name}}}}],
                       helm=helm)
-    volumes = rendered.get("Deployment")["spec"]["template"]["spec"]["volumes"]
+    volumes = rendered.webhook()["spec"]["template"]["spec"]["volumes"]
     assert [v["name"] for v in volumes] == ["certs", "config", "tmp", "consul-ca-cert"]
     assert all("hostPath" not in v for v in volumes)
     assert volumes[3]["secret"]["secretName"] == name
@@ -173,7 +173,7 @@ def test_external_server_values_are_single_arguments(helm: str | None) -> None:
     rendered = render([ENABLED, EXTERNAL, {"externalServers": {
         "hosts": [f"consul.example.com {shell}"], "httpsPort": f"443 {shell}", "tlsServerName": f"server\n{shell}"}}],
         helm=helm)
-    init = rendered.get("Deployment")["spec"]["template"]["spec"]["initContainers"][0]
+    init = rendered.webhook()["spec"]["template"]["spec"]["initContainers"][0]
     assert init["command"] == [
         "consul-k8s-control-plane", "get-consul-client-ca", "-output-file=/consul/tls/client/ca/tls.crt",
         f"-server-addr=consul.example.com {shell}", f"-server-port=443 {shell}", f"-tls-server-name=server\n{shell}",

@@ -98,7 +98,7 @@ def test_a_values_file_written_for_the_consul_chart_passes_the_schema() -> None:
         "connectInject": {"enabled": True, "default": True},
         "syncCatalog": {"enabled": False},
     }
-    assert render(consul_chart_values).get("Deployment")
+    assert render(consul_chart_values).webhook()
 
 
 def test_names_key_is_strict() -> None:
