@@ -77,7 +77,8 @@ ALLOWED = {
     "tools": {"base", "values"},
     # The controllers (issues 11, 12): a Consul HTTP client below them, beside kube.
     "consul": {"base"},
-    "endpoints": {"base", "values", "inject", "kube", "consul"},
+    "controllers": {"base", "values", "kube", "consul", "webhook"},  # the process around a controller
+    "endpoints": {"base", "values", "inject", "kube", "consul", "controllers"},
 }
 TOP = {"generator.cli", "generator.__main__"}  # the entry point may use every layer
 
