@@ -59,14 +59,25 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
         from generator.webhook import server
 
         server.add_arguments(p)
+
+    p = sub.add_parser("endpoints-controller",
+                       help="register injected pods and their proxies with the Consul client agents")
+    _values_args(p)
+    if serve_flags:
+        from generator.controllers import runtime
+
+        runtime.add_arguments(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(serve_flags=argv[:1] == ["serve"] or "-h" in argv or "--help" in argv).parse_args(argv)
+    long_running = argv[:1] in (["serve"], ["endpoints-controller"])
+    args = build_parser(serve_flags=long_running or "-h" in argv or "--help" in argv).parse_args(argv)
     # check-values judges the values as the chart does; the webhook's environment only warns there.
     env_warnings: list[str] | None = [] if args.command == "check-values" else None
+    if args.command == "endpoints-controller":
+        return _endpoints_controller(args)
     try:
         config = engine.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
                                  check_only=env_warnings)
@@ -93,6 +104,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "explain":
         return _explain(args, config, labels)
     return _inject(args, config, labels)
+
+
+def _endpoints_controller(args: argparse.Namespace) -> int:
+    """Values only (the controller renders no templates), then the controller's process."""
+    from generator.endpoints import controller
+    from generator.values import config as values
+
+    try:
+        settings = values.load(args.values, args.set, release_name=args.release_name,
+                               chart_defaults=not args.no_chart_defaults)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_FAIL
+    return controller.main(args, settings)
 
 
 def _read_docs(args: argparse.Namespace) -> list | None:

@@ -142,8 +142,10 @@ def elector_for(args: argparse.Namespace, controller: Controller, namespace: str
 
 
 async def run(controller: Controller, args: argparse.Namespace, api: k8s.ApiClient, *,
-              timing: ElectionTiming | None = None) -> int:
-    """Serve health, keep the caches, campaign and lead until SIGTERM/SIGINT; 0 on a clean stop."""
+              timing: ElectionTiming | None = None,
+              on_elector: Callable[[LeaderElector | AlwaysLeader], None] | None = None) -> int:
+    """Serve health, keep the caches, campaign and lead until SIGTERM/SIGINT; 0 on a clean stop.
+    `on_elector` receives the elector before the campaign (writers check its `is_leader()`)."""
     namespace = release_namespace(args.release_namespace)
     health = HealthServer(controller)
     try:
@@ -154,6 +156,8 @@ async def run(controller: Controller, args: argparse.Namespace, api: k8s.ApiClie
     log(logger, logging.INFO, "controller starting", controller=controller.name, health_port=health.port,
         lease=f"{namespace}/{controller.lease}" if args.leader_elect else "none (--no-leader-elect)")
     elector = elector_for(args, controller, namespace, api, timing)
+    if on_elector is not None:
+        on_elector(elector)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
 
