@@ -79,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="plain-HTTP address of /healthz, /readyz and /metrics; default :9445")
     parser.add_argument("--no-leader-elect", dest="leader_elect", action="store_false",
                         help="run without leader election (one replica only)")
+    parser.add_argument("--resync-period", type=float, default=300.0, metavar="SECONDS",
+                        help="queue every object again this often (default 300; a no-change pass writes nothing)")
     parser.add_argument("--log-level", choices=("debug", "info", "warn", "error"), default="info")
     parser.add_argument("--log-json", action="store_true", help="one JSON object per log line")
 

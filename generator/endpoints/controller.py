@@ -282,6 +282,15 @@ class EndpointsController:
 
     async def lead(self, stop: asyncio.Event) -> None:
         self.reconciler.book = type(self.reconciler.book)()  # a new leader trusts nothing it knew
+        # As controller-runtime: no reconcile before every cache has listed once (a pod not yet
+        # seen would look "not injected" and its instance would be deregistered).
+        synced = asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in self.caches.all)))
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (synced, stopped):
+            task.cancel()
+        if stop.is_set():
+            return
         queue = WorkQueue("endpoints", self._reconcile, workers=self.workers,
                           rate_limiter=RateLimiter(RETRY_BASE, RETRY_CAP), metrics=self._queue_metrics)
         self.queue = queue
@@ -307,7 +316,7 @@ class EndpointsController:
 async def serve(args: argparse.Namespace, config: Any, api: k8s.ApiClient) -> int:
     """Run until SIGTERM; the exit code."""
     consul = Consul(ConsulConfig.from_env(partition=config.partition or ""))
-    endpoints = EndpointsController(args, config, api, consul)
+    endpoints = EndpointsController(args, config, api, consul, resync=args.resync_period)
     controller = endpoints.controller(asyncio.get_running_loop())
 
     def bind(elector: Any) -> None:

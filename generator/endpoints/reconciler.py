@@ -22,6 +22,7 @@ Where we do better than the reference (README, "Endpoints controller"):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,15 +35,19 @@ from generator.consul.errors import ConsulError, ConsulStatusError
 from generator.endpoints import tokens
 from generator.endpoints.errors import RegistrationError
 from generator.endpoints.fields import mapping, string
-from generator.endpoints.registration import (META_K8S_NAMESPACE, META_K8S_SERVICE, META_POD_NAME, PodKind,
-                                              Health, Registration, addresses, build, health, needs,
-                                              pod_kind, services_filter)
+from generator.endpoints.registration import (CHECK_NAME, MANAGED_BY, META_K8S_NAMESPACE, META_K8S_SERVICE,
+                                              META_MANAGED_BY, META_POD_NAME, Health, PodKind, Registration,
+                                              addresses, build, go_quote, health, needs, pod_kind)
 from generator.endpoints.settings import Settings
 from generator.endpoints.upstreams import ProxyDefaults
 
 logger = logging.getLogger(LOGGER_NAME + ".controller.endpoints")
 
 PROXY_DEFAULTS_TTL = 10.0  # seconds a proxy-defaults answer is reused across pods and reconciles
+MANAGED_FILTER = f"Meta[{go_quote(META_MANAGED_BY)}] == {go_quote(MANAGED_BY)}"
+CHECKS_FILTER = f"Name == {go_quote(CHECK_NAME)}"
+CHECK_SUFFIX = "/kubernetes-health-check"
+POD_CONCURRENCY = 8  # pods of one Endpoints registered at once (each pod's requests stay in order)
 
 
 class World(Protocol):
@@ -87,7 +92,7 @@ class NodeBook:
     # (consul namespace, k8s namespace, k8s service) -> service ID -> Instance
     instances: dict[tuple[str, str, str], dict[str, Instance]] = field(default_factory=dict)
     checks: dict[tuple[str, str], str] = field(default_factory=dict)  # (consul ns, check ID) -> status
-    listed: set[tuple[str, str, str]] = field(default_factory=set)    # services listed on this agent
+    listed: set[str] = field(default_factory=set)  # Consul namespaces whose services and checks were listed
 
 
 class AgentBook:
@@ -128,6 +133,7 @@ class Reconciler:
         self.book = AgentBook()
         self._proxy_defaults: tuple[float, ProxyDefaults] | None = None
         self._namespaces: set[str] = set()  # Consul namespaces known to exist
+        self._listing: dict[tuple[str, str], asyncio.Lock] = {}  # one listing per (node, consul ns) at a time
 
     # -- the whole reconcile --
 
@@ -140,26 +146,34 @@ class Reconciler:
         live: set[str] | None = None
         if endpoints is not None:
             live = set()
+            jobs = []
             for address in addresses(endpoints):
                 if not address.is_pod:
                     continue
                 pod = self.world.pod(address.target_namespace, address.target_name)
                 if pod is None or pod_kind(pod) is PodKind.NOT_INJECTED:
                     continue  # not live: an instance at its IP is deregistered
-                status = mapping(pod.get("status"))
-                live.add(string(status.get("podIP")) or address.ip)
-                try:
-                    await self._pod(pod, name, namespace, address.ready)
-                except RegistrationError as e:
-                    self.on_pod_problem(pod, e.reason or "bad-pod", e.problem)
-                except ConsulError as e:
-                    self.book.forget_node(string(mapping(pod.get("spec")).get("nodeName")))
-                    errors.append(f"pod {address.target_namespace}/{address.target_name}: {e}")
+                live.add(string(mapping(pod.get("status")).get("podIP")) or address.ip)
+                jobs.append(self._pod_errors(pod, name, namespace, address.ready))
+            for found in await _bounded(jobs, POD_CONCURRENCY):
+                errors += found
         errors += await self._deregister(namespace, name, live)
         if errors:
             raise ReconcileFailed(errors)
 
     # -- registration (§2) and health (§3) --
+
+    async def _pod_errors(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool) -> list[str]:
+        """One pod: its own problem is reported on it; Consul's errors come back for a retry."""
+        try:
+            await self._pod(pod, endpoints_name, namespace, ready)
+        except RegistrationError as e:
+            self.on_pod_problem(pod, e.reason or "bad-pod", e.problem)
+        except ConsulError as e:
+            self.book.forget_node(string(mapping(pod.get("spec")).get("nodeName")))
+            meta = mapping(pod.get("metadata"))
+            return [f"pod {string(meta.get('namespace'))}/{string(meta.get('name'))}: {e}"]
+        return []
 
     async def _pod(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool) -> None:
         pod_namespace = string(mapping(pod.get("metadata")).get("namespace")) or namespace
@@ -170,7 +184,8 @@ class Reconciler:
         if pod_kind(pod) is PodKind.LEGACY:
             check = health(pod, endpoints_name, ready, namespace)
             consul_ns = self.settings.consul_namespace(pod_namespace)
-            await self._health(self.consul.agent(host_ip, consul_ns), self.book.node(node), consul_ns, check)
+            book = await self._known(node, self._agent_ips().get(node, ""), consul_ns)
+            await self._health(self.consul.agent(host_ip, consul_ns), book, consul_ns, check)
             return
         labels = self.world.namespace_labels(pod_namespace)
         need = needs(pod, self.settings, labels)
@@ -182,7 +197,7 @@ class Reconciler:
             self.on_pod_problem(pod, "ignored-value", warning)
         await self._ensure_namespace(reg.consul_namespace)
         client = self.consul.agent(reg.host_ip or host_ip, reg.consul_namespace)
-        book = self.book.node(node)
+        book = await self._known(node, self._agent_ips().get(node, ""), reg.consul_namespace)
         await self._register(client, book, reg, namespace, endpoints_name)
         await self._health(client, book, reg.consul_namespace, reg.health)
 
@@ -208,9 +223,11 @@ class Reconciler:
         if known == check.status:
             return
         if known is None:
-            self.on_request("read")
-            found = await client.checks(check.filter)
-            current = mapping(found.get(check.check_id)).get("Status") if check.check_id in found else None
+            current = None
+            if consul_ns not in book.listed:  # no agent pod to list on this node: ask for this one check
+                self.on_request("read")
+                found = await client.checks(check.filter)
+                current = mapping(found.get(check.check_id)).get("Status") if check.check_id in found else None
             if current is None:
                 self._guard()
                 self.on_request("register")
@@ -238,11 +255,9 @@ class Reconciler:
         where = (consul_ns, namespace, name)
         errors: list[str] = []
         for node, agent_ip in self.world.agents():
-            book = self.book.node(node)
             client = self.consul.agent(agent_ip, consul_ns)
             try:
-                if where not in book.listed:
-                    await self._list(client, book, where)
+                book = await self._known(node, agent_ip, consul_ns)
                 held = book.instances.get(where, {})
                 for sid, instance in list(held.items()):
                     if live is not None and instance.address in live:
@@ -251,7 +266,7 @@ class Reconciler:
                     self.on_request("deregister")
                     await client.deregister_service(sid)
                     del held[sid]
-                    self._forget_checks(book, consul_ns, sid)
+                    book.checks.pop((consul_ns, f"{namespace}/{sid}{CHECK_SUFFIX}"), None)
                     if self.auth_method:
                         await tokens.delete_login_tokens(client, self.auth_method, instance.consul_service,
                                                          instance.pod_name, namespace, self._guard)
@@ -262,26 +277,38 @@ class Reconciler:
                 errors.append(f"agent {agent_ip} (node {node}): {e}")
         return errors
 
-    async def _list(self, client: ConsulClient, book: NodeBook, where: tuple[str, str, str]) -> None:
-        """What the agent holds for this Service (once per agent lifetime; then the book knows)."""
-        _consul_ns, namespace, name = where
-        self.on_request("read")
-        found = await client.services(services_filter(name, namespace))
-        held = book.instances.setdefault(where, {})
-        for sid, svc in found.items():
-            if sid in held:
-                continue
-            meta = mapping(svc.get("Meta"))
-            if string(meta.get(META_K8S_SERVICE)) != name or string(meta.get(META_K8S_NAMESPACE)) != namespace:
-                continue  # a filter-less fake or an old agent: never touch another Service's instance
-            held[sid] = Instance(sid, string(svc.get("Address")), string(meta.get(META_POD_NAME)),
-                                 string(svc.get("Service")))
-        book.listed.add(where)
+    def _agent_ips(self) -> dict[str, str]:
+        return dict(self.world.agents())
 
-    @staticmethod
-    def _forget_checks(book: NodeBook, consul_ns: str, service_id: str) -> None:
-        for key in [k for k in book.checks if k[0] == consul_ns and k[1].endswith(f"/{service_id}/kubernetes-health-check")]:
-            del book.checks[key]
+    async def _known(self, node: str, agent_ip: str, consul_ns: str) -> NodeBook:
+        """The node's book, after one listing of what its agent holds of ours in `consul_ns` (our
+        managed instances and our TTL checks) the first time: from then on the book knows, and a
+        reconcile that changes nothing reads nothing. Without an agent pod on the node (`agent_ip`
+        ""), the book stays unlisted and checks are looked up one by one, as the reference does."""
+        book = self.book.node(node)
+        if consul_ns in book.listed or not agent_ip:
+            return book
+        async with self._listing.setdefault((node, consul_ns), asyncio.Lock()):
+            book = self.book.node(node)  # forget_node() may have replaced it meanwhile
+            if consul_ns in book.listed:
+                return book
+            client = self.consul.agent(agent_ip, consul_ns)
+            self.on_request("read")
+            services = await client.services(MANAGED_FILTER)
+            self.on_request("read")
+            checks = await client.checks(CHECKS_FILTER)
+            for sid, svc in services.items():
+                meta = mapping(svc.get("Meta"))
+                if string(meta.get(META_MANAGED_BY)) != MANAGED_BY:
+                    continue  # a filter-less agent: never touch what is not ours
+                where = (consul_ns, string(meta.get(META_K8S_NAMESPACE)), string(meta.get(META_K8S_SERVICE)))
+                book.instances.setdefault(where, {}).setdefault(sid, Instance(
+                    sid, string(svc.get("Address")), string(meta.get(META_POD_NAME)), string(svc.get("Service"))))
+            for cid, chk in checks.items():
+                if cid.endswith(CHECK_SUFFIX):
+                    book.checks.setdefault((consul_ns, cid), string(mapping(chk).get("Status")))
+            book.listed.add(consul_ns)
+        return book
 
     # -- lookups --
 
@@ -315,3 +342,13 @@ class Reconciler:
         if not self.may_write():
             raise NotLeader("the Lease was lost: not writing to Consul")
 
+
+
+async def _bounded(jobs: list[Any], limit: int) -> list[Any]:
+    """Await `jobs` (coroutines), at most `limit` at a time, results in order."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(job: Any) -> Any:
+        async with semaphore:
+            return await job
+    return list(await asyncio.gather(*(one(j) for j in jobs)))
