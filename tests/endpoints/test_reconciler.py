@@ -255,3 +255,28 @@ async def test_login_tokens_of_a_deregistered_pod_are_deleted():
             assert mine["AccessorID"] not in acl_fake.tokens and other["AccessorID"] in acl_fake.tokens
         finally:
             await session.close()
+
+
+async def test_consul_namespaces_are_created_with_the_cross_namespace_policy_and_used():
+    """Consul Enterprise in the fake: namespaces, `ns=` on every request, mirroring with a prefix."""
+    async with FakeConsul(2, enterprise=True) as ent:
+        ent.add_policy("cross-namespace-policy")
+        session = Consul(ConsulConfig.from_env({"CONSUL_HTTP_ADDR": ent.address}, timeout=3.0, connect_timeout=1.0))
+        try:
+            world = World()
+            a = pod("web-a", "10.0.0.1", "127.0.0.2")
+            world.put(endpoints("web", [a]), a)
+            settings = Settings(tproxy_default=False, enable_consul_namespaces=True, enable_mirroring=True,
+                                mirroring_prefix="k8s-", cross_namespace_policy="cross-namespace-policy")
+            reconciler = Reconciler(world, session, settings)
+            await reconciler.reconcile("default/web")
+            created = ent.namespaces["k8s-default"]
+            assert [p["Name"] for p in created["ACLs"]["PolicyDefaults"]] == ["cross-namespace-policy"]
+            assert ent.agent(0).service("web-a-web", ns="k8s-default")["Namespace"] == "k8s-default"
+            assert ent.agent(0).check("default/web-a-web/kubernetes-health-check", ns="k8s-default") is not None
+            assert ent.unsynced() == []  # the namespace existed before the registration reached the agent
+            del world.eps["default/web"]
+            await reconciler.reconcile("default/web")
+            assert ent.agent(0).service("web-a-web", ns="k8s-default") is None
+        finally:
+            await session.close()
