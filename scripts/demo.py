@@ -5,10 +5,17 @@ POSTs an AdmissionReview over HTTPS (verifying that certificate) for the pod eac
 Deployment would create, plus a pod without the annotation and one with a malformed upstream,
 prints each decision and a short summary of every injected pod, then stops the server with
 SIGTERM, as Kubernetes does.
+
+Then the rest of the path: the injected static-server pod, scheduled and running behind its
+Service, is registered by the real `connect-inject endpoints-controller` in a stand-in Consul
+client agent (tests/fakes/consul_agent.py, written from Consul's agent API), reading the pod and
+its Endpoints from a stand-in Kubernetes API server (tests/fakes/kube_api.py); the demo prints
+the service and proxy registrations and their checks as the agent holds them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -95,6 +102,7 @@ def main() -> int:
         bad = json.loads(json.dumps(pods[1][1]))
         bad["metadata"]["annotations"][P + "connect-service-upstreams"] = "static-server"
         pods += [("a pod without the annotation", plain), ("a malformed upstream annotation", bad)]
+        injected: dict[str, Any] = {}
         for label, pod in pods:
             request = urllib.request.Request(webhook, data=admission_review(pod), method="POST",
                                              headers={"Content-Type": "application/json"})
@@ -104,6 +112,7 @@ def main() -> int:
             if "patch" in response:
                 ops = json.loads(base64.b64decode(response["patch"]))
                 print(f"{label}: {name} -> INJECTED ({len(ops)} patch operations)")
+                injected.setdefault("pod", jsonpatch.apply_patch(pod, ops))
                 for line in summary(jsonpatch.apply_patch(pod, ops)):
                     print(f"    {line}")
             elif response["allowed"]:
@@ -126,7 +135,69 @@ def main() -> int:
         log += server.stderr.read().splitlines()
     print("\nserver log:\n    " + "\n    ".join(log))
     print(f"\nserver stopped by SIGTERM, exit code {code}")
+    if code == 0 and injected:
+        code = asyncio.run(register(injected["pod"], tmp, env))
     return code
+
+
+async def register(pod: dict[str, Any], tmp: Path, env: dict[str, str]) -> int:
+    """The endpoints controller registers the injected pod in a stand-in Consul agent."""
+    from tests.fakes.consul_agent import FakeConsul
+    from tests.fakes.kube_api import FakeKubeAPI
+
+    pod = json.loads(json.dumps(pod))
+    pod["metadata"].update(name=pod["metadata"].pop("generateName") + "x2k9q", namespace="default")
+    pod["spec"]["nodeName"] = "node-1"
+    pod["status"] = {"phase": "Running", "podIP": "10.244.1.7", "hostIP": "127.0.0.2"}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "static-server", "namespace": "default"},
+               "spec": {"clusterIP": "10.96.0.42", "ports": [{"port": 80, "targetPort": 8080}]}}
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "static-server", "namespace": "default"},
+                 "subsets": [{"addresses": [{"ip": "10.244.1.7", "nodeName": "node-1", "targetRef": {
+                     "kind": "Pod", "name": pod["metadata"]["name"], "namespace": "default"}}],
+                              "ports": [{"port": 8080}]}]}
+    agent_pod = {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "consul-client-abcde", "namespace": "consul",
+                              "labels": {"app": "consul", "component": "client", "release": "consul"}},
+                 "spec": {"nodeName": "node-1", "containers": [{"name": "consul"}]},
+                 "status": {"phase": "Running", "podIP": "127.0.0.2", "hostIP": "127.0.0.2"}}
+    async with FakeKubeAPI() as api, FakeConsul(["127.0.0.2"], nodes=["node-1"]) as consul:
+        for obj in ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "consul"}},
+                    agent_pod, pod, service, endpoints):
+            api.create(obj)
+        print(f"\nstand-in Kubernetes API server (a fake, not a cluster): {api.url}")
+        print(f"stand-in Consul client agent on node-1 (a fake, not Consul): {consul.address}")
+        print("$ CONSUL_HTTP_ADDR=" + consul.address + " connect-inject endpoints-controller --release-name consul "
+              "--release-namespace consul --no-leader-elect --set connectInject.enabled=true")
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "generator", "endpoints-controller", "--release-name", "consul",
+            "--release-namespace", "consul", "--no-leader-elect", "--health-listen", "127.0.0.1:0",
+            "--set", "connectInject.enabled=true",
+            env={**env, "KUBECONFIG": str(api.kubeconfig(tmp / "kubeconfig")), "CONSUL_HTTP_ADDR": consul.address},
+            cwd=ROOT, stderr=asyncio.subprocess.PIPE)
+        agent = consul.agent(0)
+        name = pod["metadata"]["name"]
+        try:
+            await consul.wait_for(lambda: agent.check(f"default/{name}-static-server/kubernetes-health-check")
+                                  is not None and agent.service(f"{name}-static-server-sidecar-proxy") is not None, 30)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        print("\nregistered in the stand-in agent (GET /v1/agent/services):")
+        for sid, svc in sorted(agent.service_views().items()):
+            line = f"    {sid}: service {svc['Service']} at {svc['Address']}:{svc['Port']}"
+            if svc.get("Kind") == "connect-proxy":
+                proxy = svc["Proxy"]
+                line += (f", proxy of {proxy['DestinationServiceID']} (mode {proxy.get('Mode') or 'default'}, "
+                         f"upstreams {[u['DestinationName'] for u in proxy.get('Upstreams') or []]})")
+            print(line)
+        print("checks (GET /v1/agent/checks):")
+        for cid, chk in sorted(agent.check_views().items()):
+            print(f"    {cid}: {chk['Name']} {chk['Status']} ({chk['Output'] or chk['Type']})")
+        log = (await proc.stderr.read()).decode().splitlines() if proc.stderr else []
+        print("\ncontroller log:\n    " + "\n    ".join(log))
+        print(f"\ncontroller stopped by SIGTERM, exit code {code}")
+        return code
 
 
 def wait_listening(server: subprocess.Popen, log: list[str]) -> tuple[str, str]:

@@ -229,6 +229,7 @@ class EndpointsController:
         self._queue_metrics = QueueMetrics(self.registry)
         self._pods_index: dict[str, set[str]] = {}  # pod key -> Endpoints keys listing it
         self._agent_runs: dict[str, tuple[Any, ...] | None] = {}
+        self._agent_runs_seen: set[str] = set()  # agents seen running once (later runs are restarts)
 
     def _count(self, kind: str) -> None:
         self.requests.labels(kind).inc()
@@ -271,8 +272,10 @@ class EndpointsController:
         self._agent_runs[event.key] = run
         if run is None or run == before or not node:
             return
-        log(logger, logging.INFO, "Consul client agent started: registering every service on its node again",
-            agent=event.key, node=node)
+        if event.key in self._agent_runs_seen:
+            log(logger, logging.INFO, "Consul client agent restarted: registering every service on its node again",
+                agent=event.key, node=node)
+        self._agent_runs_seen.add(event.key)
         self.reconciler.book.forget_node(node)
         for key, endpoints in self.caches.endpoints.items():
             if any(a.node_name == node for a in addresses(endpoints)):
