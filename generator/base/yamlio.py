@@ -27,8 +27,9 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import BaseResolver
 
 _STR = "tag:yaml.org,2002:str"
+_Parser: Any
 try:  # libyaml's parser (C); PyYAML does not export it at the top level
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined,no-redef]
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _Parser = None
 
@@ -36,7 +37,7 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
 def _resolver(name: str, rules: list[tuple[str, str, Any]]) -> type[BaseResolver]:
     """A resolver class with exactly `rules` (tag, regex, first characters; "" is the empty
     scalar) for plain scalars."""
-    cls = type(name, (BaseResolver,), {"yaml_implicit_resolvers": {}})
+    cls: Any = type(name, (BaseResolver,), {"yaml_implicit_resolvers": {}})
     for tag, pattern, first in rules:
         cls.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern, re.X), list(first))
     return cls
@@ -107,21 +108,21 @@ Core12Resolver = _resolver("Core12Resolver", [
 class KubeConstructor(SafeConstructor):
     """Values for KubeResolver's tags, parsed as Go's strconv would (base prefixes, leading-0 octal)."""
 
-    def construct_kube_bool(self, node: yaml.Node) -> bool:
-        return self.construct_scalar(node).lower() in ("y", "yes", "true", "on")
+    def construct_kube_bool(self, node: yaml.ScalarNode) -> bool:
+        return str(self.construct_scalar(node)).lower() in ("y", "yes", "true", "on")
 
-    def construct_kube_number(self, node: yaml.Node) -> int | float:
+    def construct_kube_number(self, node: yaml.ScalarNode) -> int | float:
         """The value KubeResolver found (an explicit !!int/!!float tag on other text: as YAML 1.1)."""
-        text = self.construct_scalar(node)
+        text = str(self.construct_scalar(node))
         number = go_number(text)
         if number is None:
             return SafeConstructor.construct_yaml_int(self, node) if node.tag.endswith("int") else SafeConstructor.construct_yaml_float(self, node)
         return number
 
 
-KubeConstructor.add_constructor("tag:yaml.org,2002:bool", KubeConstructor.construct_kube_bool)
-KubeConstructor.add_constructor("tag:yaml.org,2002:int", KubeConstructor.construct_kube_number)
-KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.construct_kube_number)
+KubeConstructor.add_constructor("tag:yaml.org,2002:bool", KubeConstructor.construct_kube_bool)  # type: ignore[type-var]
+KubeConstructor.add_constructor("tag:yaml.org,2002:int", KubeConstructor.construct_kube_number)  # type: ignore[type-var]
+KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.construct_kube_number)  # type: ignore[type-var]
 
 
 if _Parser is not None:
@@ -159,6 +160,8 @@ def load_all(text: str) -> list[Any]:
         docs = []
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             _check_expansion(node)
             docs.append(loader.construct_document(node))
         return docs

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,7 +65,7 @@ class Controller:
     lease: str
     caches: Sequence[Cache]
     registry: CollectorRegistry
-    lead: Callable[[asyncio.Event], Awaitable[None]]
+    lead: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
     close: Callable[[], Awaitable[None]] | None = None
     problems: Callable[[], list[str]] = field(default=lambda: [])
 
@@ -127,8 +127,8 @@ class HealthServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, address.host or None, address.port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.port = sockets[0].getsockname()[1] if sockets else address.port
+        bound = self._runner.addresses
+        self.port = int(bound[0][1]) if bound else address.port
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -287,10 +287,11 @@ class EndpointsController:
         self.reconciler.book = type(self.reconciler.book)()  # a new leader trusts nothing it knew
         # As controller-runtime: no reconcile before every cache has listed once (a pod not yet
         # seen would look "not injected" and its instance would be deregistered).
-        synced = asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in self.caches.all)))
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({synced, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (synced, stopped):
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in self.caches.all))),
+            asyncio.ensure_future(stop.wait())]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
             task.cancel()
         if stop.is_set():
             return

@@ -16,7 +16,7 @@ containers' own probes are not exposed (the webhook does not rewrite them either
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from generator.base.podcontract import INJECTED_NAMES
 from generator.endpoints.errors import BadAnnotation, BadPodSpec
@@ -75,7 +75,7 @@ def _original_pod(pod_key: str, raw: Any) -> dict[str, Any]:
     containers = spec.get("containers") if isinstance(spec, dict) else None
     if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
         raise BadAnnotation(pod_key, ORIGINAL_POD, raw, "not a pod as JSON (no list of containers at spec.containers)")
-    return original
+    return cast(dict[str, Any], original)  # spec.containers was found: a dict
 
 
 def _original_port(pod_key: str, raw: Any, container: Any, probe: str, port: Any, ports: PodPorts) -> int:

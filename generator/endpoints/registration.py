@@ -517,7 +517,7 @@ def _virtual(key: str, service: Mapping[str, Any], ports: PodPorts, consul_port:
         return None
     chosen = 0
     for service_port in dicts(spec.get("ports")):
-        port = service_port.get("port") if is_int(service_port.get("port")) else 0
+        port = int(service_port["port"]) if is_int(service_port.get("port")) else 0
         target = _target_port(service_port.get("targetPort"), ports)
         if (target != 0 and target == consul_port) or port == consul_port:
             chosen = port

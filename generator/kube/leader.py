@@ -54,7 +54,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -72,7 +72,7 @@ JITTER = 1.2  # client-go's JitterFactor for the standby's retries
 
 Lease = dict[str, Any]
 Spec = dict[str, Any]
-StartedLeading = Callable[[asyncio.Event], Awaitable[None]]
+StartedLeading = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
