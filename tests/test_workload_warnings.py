@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine_helpers import P
-from generator.inject.workloads import review_workload
+from generator.webhook.admission import review_workload
 
 
 def _review(obj, api_version="admission.k8s.io/v1"):
@@ -56,3 +56,22 @@ def test_a_250kb_template_of_unknown_keys_gets_a_bounded_answer():
     warnings = _review(_deployment(template=flood))["response"]["warnings"]
     assert len(warnings) == MAX_UNKNOWN_WARNINGS + 1
     assert warnings[-1] == f"{7000 - MAX_UNKNOWN_WARNINGS} more unknown {P} annotations on the pod template have no effect"
+
+
+def test_one_envelope_for_every_admission_answer():
+    """/mutate (through review()), /validate-workload and later the CRD webhooks answer through
+    generator.base.admission.response: the request's apiVersion echoed when it is one we speak,
+    its uid, then allowed, patch, status, warnings in the order the API server's examples use."""
+    import base64
+    import json
+
+    from generator.base.admission import response
+
+    request = {"apiVersion": "admission.k8s.io/v1beta1", "request": {"uid": "u1"}}
+    out = response(request, True, status={"code": 200, "message": "ok"}, patch=[{"op": "add", "path": "/a", "value": 1}],
+                   warnings=("w",))
+    assert out["apiVersion"] == "admission.k8s.io/v1beta1" and out["kind"] == "AdmissionReview"
+    assert list(out["response"]) == ["uid", "allowed", "patchType", "patch", "status", "warnings"]
+    assert json.loads(base64.b64decode(out["response"]["patch"])) == [{"op": "add", "path": "/a", "value": 1}]
+    assert response({"apiVersion": "admission.k8s.io/v2", "request": {"uid": 7}}, False) == {
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "", "allowed": False}}

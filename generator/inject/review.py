@@ -8,7 +8,6 @@ input that is not a usable AdmissionReview raises ReviewError.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from generator.inject import annotations as ann_mod
 from generator.inject import guards, patch
 from generator.values.config import Config
 from generator.inject.decide import Decision, decide
+from generator.base import admission
 from generator.base.errors import InjectorFault, PodError, ReviewError, Unavailable
 from generator.inject.plan import Plan, make_plan
 from generator.base.podcontract import ADMISSION_API_VERSIONS
@@ -88,15 +88,13 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
 
     decision: Decision | None = None
 
-    def answer(response: dict, outcome: str, reason: str, ops: list[dict] | None = None, plan: Plan | None = None) -> ReviewResult:
-        response = {"uid": request["uid"], **response}
-        if warnings:
-            response["warnings"] = list(warnings)
-        out = {"apiVersion": data["apiVersion"], "kind": "AdmissionReview", "response": response}
+    def answer(allowed: bool, code: int, message: str, outcome: str, reason: str,
+               ops: list[dict] | None = None, plan: Plan | None = None) -> ReviewResult:
+        out = admission.response(data, allowed, status={"code": code, "message": message}, patch=ops, warnings=warnings)
         return ReviewResult(out, outcome, reason, warnings, namespace, name, tuple(ops or ()), decision, plan)
 
     def deny(code: int, message: str, outcome: str, reason: str) -> ReviewResult:
-        return answer({"allowed": False, "status": {"code": code, "message": message}}, outcome, reason)
+        return answer(False, code, message, outcome, reason)
 
     try:
         problem = pod_problem(pod)
@@ -110,12 +108,10 @@ def review(data: dict, config: Config, namespace_labels: NamespaceLabels = no_la
         decision = decide(config, namespace, annotations)
         if not decision.inject:
             message = f"Pod {metadata.get('name') or ''} does not require injection"
-            return answer({"allowed": True, "status": {"code": 200, "message": message}}, "skipped", decision.reason)
+            return answer(True, 200, message, "skipped", decision.reason)
         ops, plan = inject_ops(pod, namespace, annotations, config, namespace_labels)
         warnings = warnings + plan.warnings
-        encoded = base64.b64encode(json.dumps(ops, separators=(",", ":")).encode()).decode()
-        response = {"allowed": True, "patchType": "JSONPatch", "patch": encoded, "status": {"code": 200, "message": "valid Pod request"}}
-        return answer(response, "injected", decision.reason, ops, plan)
+        return answer(True, 200, "valid Pod request", "injected", decision.reason, ops, plan)
     except PodError as exc:
         return deny(400, str(exc), "denied", exc.reason)
     except Unavailable:

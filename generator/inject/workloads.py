@@ -177,25 +177,16 @@ def _dig(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def review_workload(data: Any) -> dict:
-    """`/validate-workload`: always allowed, with warnings for misplaced and unknown annotations.
-
-    Registered with failurePolicy Ignore, it must never block a deploy: whatever arrives, the
-    answer allows it (a request without a uid gets an empty one).
-    """
+def workload_warnings(obj: Any) -> list[str]:
+    """Warnings for a workload sent to `/validate-workload`: injection annotations on its own
+    metadata (misplaced) and unknown keys on its pod template. Any value is accepted: what is not
+    a workload with a pod template gets none. The webhook wraps them in its admission envelope
+    (generator/webhook/admission.py), always allowed."""
     from generator.inject.annotations import unknown_warnings
 
-    request = _map(data.get("request") if isinstance(data, dict) else None)
-    obj = _map(request.get("object"))
-    warnings: list[str] = []
-    if _kind(obj) in TEMPLATE_PATHS:
-        template = _map(_dig(obj, TEMPLATE_PATHS[_kind(obj)]))
-        annotations = _map(_map(template.get("metadata")).get("annotations"))
-        warnings = misplaced_warnings(obj) + unknown_warnings(annotations, where="the pod template")
-    uid = request.get("uid") if isinstance(request.get("uid"), str) else ""
-    response: dict[str, Any] = {"uid": uid, "allowed": True}
-    if warnings:
-        response["warnings"] = warnings
-    api_version = data.get("apiVersion") if isinstance(data, dict) else None
-    return {"apiVersion": api_version if api_version in ADMISSION_API_VERSIONS else ADMISSION_API_VERSIONS[0],
-            "kind": "AdmissionReview", "response": response}
+    obj = _map(obj)
+    if _kind(obj) not in TEMPLATE_PATHS:
+        return []
+    template = _map(_dig(obj, TEMPLATE_PATHS[_kind(obj)]))
+    annotations = _map(_map(template.get("metadata")).get("annotations"))
+    return misplaced_warnings(obj) + unknown_warnings(annotations, where="the pod template")

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import gc
-import json
 import logging
 import queue
 import signal
@@ -48,11 +47,12 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from generator.base import logs
 from generator.base.errors import Unavailable
+from generator.webhook.admission import InFlight, answer, decode_json, review_workload, status_error
 from generator.webhook.metrics import Metrics
-from generator.kube.nscache import NamespaceCache, NamespaceUnavailable, api_from_environment
+from generator.kube.client import api_from_environment
+from generator.kube.nscache import NamespaceCache, NamespaceUnavailable
 from generator.inject.review import ReviewError, ReviewResult, parse_review, pod_namespace, review
 from generator.webhook.tlsreload import EXPIRY_WARNING, CertReloader
-from generator.inject.workloads import review_workload
 
 logger = logging.getLogger(logs.LOGGER_NAME)
 
@@ -369,13 +369,6 @@ class _LimitedSite(web.BaseSite):
 
 # ---- the server ----------------------------------------------------------------------------
 
-def _status(code: int, reason: str, message: str) -> web.Response:
-    """A Kubernetes `Status` body: the API server quotes its message in the webhook error."""
-    body = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-            "code": code, "reason": reason, "message": message}
-    return web.json_response(body, status=code)
-
-
 _STATUS_REASONS = {400: "BadRequest", 408: "Timeout", 413: "RequestEntityTooLarge"}
 
 
@@ -422,13 +415,12 @@ class WebhookServer:
         self.webhook_limit = ConnectionLimit("webhook", max_connections, self.metrics)
         self.health_limit = ConnectionLimit("health", health_max_connections, self.metrics)
         self.stopping = False
-        self.in_flight = 0
+        self.requests = InFlight()  # both admission endpoints, for the graceful shutdown
         self.webhook_port = self.health_port = 0
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/mutate", self._mutate)
         app.router.add_post("/validate-workload", self._validate_workload)
         self.shutdown_timeout = shutdown_timeout
-        self._drained = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0, keepalive_timeout=keepalive_timeout,
                                      lingering_time=LINGER_SECONDS)
@@ -477,11 +469,7 @@ class WebhookServer:
                  in_flight=self.in_flight)
         # Wait for requests in flight before closing connections: aiohttp's own shutdown stops
         # reading from them at once, which would strand a request whose body is still arriving.
-        try:
-            async with asyncio.timeout(self.shutdown_timeout):
-                while self.in_flight:
-                    await self._drained.wait()
-        except TimeoutError:
+        if not await self.requests.drained(self.shutdown_timeout):
             logs.log(logger, logging.WARNING, "shutdown timeout: abandoning requests in flight",
                      in_flight=self.in_flight, timeout_s=self.shutdown_timeout)
         await self._runner.cleanup()  # closes idle keep-alive connections
@@ -490,6 +478,11 @@ class WebhookServer:
             self._cert_task.cancel()
         self.pool.shutdown(wait=False, cancel_futures=True)  # a review past its budget is dropped
         await asyncio.to_thread(self.namespaces.stop)
+
+    @property
+    def in_flight(self) -> int:
+        """Admission requests (/mutate and /validate-workload) being answered now."""
+        return self.requests.count
 
     @property
     def ready(self) -> bool:
@@ -521,32 +514,25 @@ class WebhookServer:
     async def _mutate(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         m = self.metrics
-        m.in_flight.inc()
-        self.in_flight += 1
-        self._drained.clear()
         fields: dict[str, Any] = {}
         try:
-            response, result, reason = await self._answer(request, fields)
+            with self.requests.track(m.in_flight):
+                response, result, reason = await self._answer(request, fields)
         except _Refused as e:
-            response, result, reason = _status(e.status, _STATUS_REASONS[e.status], e.message), "invalid", e.code
+            response, result, reason = status_error(e.status, _STATUS_REASONS[e.status], e.message), "invalid", e.code
             if e.status in (408, 413):  # the rest of the body is unread: the connection is unusable
                 response.force_close()
             fields["error"] = e.message
         except NamespaceUnavailable as e:  # a deployment problem (network, RBAC): failurePolicy decides
-            response, result, reason = _status(500, "InternalError", str(e)), "error", "namespace-unavailable"
+            response, result, reason = status_error(500, "InternalError", str(e)), "error", "namespace-unavailable"
             fields["error"] = str(e)
         except _ReviewTimeout as e:  # as if the API server had timed out, but sooner and explained
-            response, result, reason = _status(500, "ServerTimeout", str(e)), "error", "review-timeout"
+            response, result, reason = status_error(500, "ServerTimeout", str(e)), "error", "review-timeout"
             fields["error"] = str(e)
         except Exception:  # our own bug: log it here, never show a traceback to the caller
             logger.exception("internal error while answering an admission request")
-            response = _status(500, "InternalError", "internal error in the injector; see its log")
+            response = status_error(500, "InternalError", "internal error in the injector; see its log")
             result, reason = "error", "internal-error"
-        finally:
-            m.in_flight.dec()
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._drained.set()
         elapsed = time.perf_counter() - started
         m.latency.observe(elapsed)
         m.requests.labels(result=result, reason=reason).inc()
@@ -557,9 +543,7 @@ class WebhookServer:
     async def _validate_workload(self, request: web.Request) -> web.Response:
         """Warnings for workloads (misplaced or unknown annotations). Registered with failurePolicy
         Ignore, it must never block a deploy: every request, even garbage, is allowed."""
-        self.in_flight += 1  # counted for shutdown draining, not in the admission metrics
-        self._drained.clear()
-        try:
+        with self.requests.track():  # counted for shutdown draining, not in the admission metrics
             try:
                 async with asyncio.timeout(self.body_timeout):
                     body = await request.read()
@@ -567,23 +551,19 @@ class WebhookServer:
                 body = b""
             try:
                 async with asyncio.timeout(self.review_timeout):
-                    answer = await self._in_pool(_workload_answer, body)
+                    reply = await self._in_pool(_workload_answer, body)
             except TimeoutError:
                 logs.log(logger, logging.WARNING, "workload review timed out; allowed without warnings",
                          timeout_s=self.review_timeout)
-                answer = review_workload(None)
+                reply = review_workload(None)
             except Exception:  # our bug; still never block a deploy
                 logger.exception("internal error while reviewing a workload")
-                answer = review_workload(None)
-        finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._drained.set()
-        warnings = answer["response"].get("warnings") or []
+                reply = review_workload(None)
+        warnings = reply["response"].get("warnings") or []
         result = "warnings" if warnings else "clean"
         self.metrics.workload_reviews.labels(result=result).inc()
-        logs.log(logger, logging.INFO, "workload review", uid=answer["response"]["uid"], result=result, warnings=len(warnings))
-        return web.json_response(answer)
+        logs.log(logger, logging.INFO, "workload review", uid=reply["response"]["uid"], result=result, warnings=len(warnings))
+        return answer(reply)
 
     async def _in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`fn(*args)` in the worker pool. When the caller gives up (its budget ran out), a job
@@ -673,17 +653,12 @@ class WebhookServer:
         if result.warnings:
             fields["warnings"] = len(result.warnings)
             self.metrics.warnings.inc(len(result.warnings))
-        body_out = json.dumps(result.review, separators=(",", ":")).encode()
-        return web.Response(body=body_out, content_type="application/json"), result.outcome, result.reason
+        return answer(result.review), result.outcome, result.reason
 
 
 def _workload_answer(body: bytes) -> dict:
     """In a worker: the /validate-workload answer (garbage gets an empty allow)."""
-    try:
-        data = json.loads(body)
-    except Exception:  # not JSON (or nested too deeply)
-        data = None
-    return review_workload(data)
+    return review_workload(decode_json(body))
 
 
 class ListenError(Exception):

@@ -21,7 +21,7 @@ from kubernetes import client as kube_client
 from generator.values import config as config_mod
 from generator.inject import engine
 from generator.tools.devcerts import CA, write_secret
-from generator.kube.nscache import api_for
+from generator.kube.client import api_for
 from generator.webhook.server import Address, WebhookServer
 
 from .fake_kube import FakeKube
