@@ -248,11 +248,13 @@ class EndpointsController:
         for obj, present in ((event.old, False), (event.obj, event.type != "deleted")):
             for address in addresses(obj or {}):
                 if address.is_pod:
-                    keys = self._pods_index.setdefault(cache_key(address.target_namespace, address.target_name), set())
+                    pod_key = cache_key(address.target_namespace, address.target_name)
                     if present:
-                        keys.add(event.key)
-                    else:
-                        keys.discard(event.key)
+                        self._pods_index.setdefault(pod_key, set()).add(event.key)
+                    elif pod_key in self._pods_index:
+                        self._pods_index[pod_key].discard(event.key)
+                        if not self._pods_index[pod_key]:
+                            del self._pods_index[pod_key]
         self._add(event.key)
 
     def on_pod(self, event: Event[dict[str, Any]]) -> None:

@@ -227,3 +227,19 @@ async def test_two_replicas_share_one_lease_and_the_standby_takes_over(cluster):
         assert released is not None
     finally:
         assert await second.stop() == 0
+
+
+async def test_an_annotation_edited_after_injection_is_registered(cluster):
+    """Pods are watched too: a changed pod re-queues the Endpoints that list it."""
+    api, consul, kubeconfig = cluster
+    a = app_pod("web-a", "node-1", "10.1.0.1")
+    api.create(a)
+    api.create(endpoints("web", [a]))
+    controller = await start(kubeconfig, consul, "--no-leader-elect")
+    try:
+        one = consul.agent("127.0.0.2")
+        await consul.wait_for(lambda: one.service("web-a-web") is not None, TIMEOUT)
+        api.patch("v1", "Pod", "apps", "web-a", {"metadata": {"annotations": {P + "service-tags": "blue, v2"}}})
+        await consul.wait_for(lambda: (one.service("web-a-web") or {}).get("Tags") == ["blue", "v2"], TIMEOUT)
+    finally:
+        assert await controller.stop() == 0
