@@ -199,12 +199,40 @@ class ConsulClient:
         """PUT /v1/agent/check/update/<id> with {"Status", "Output"}; the ID keeps its slashes."""
         await self._request("PUT", f"/v1/agent/check/update/{check_id}", body=check_update(status, output))
 
-    # -- central config --
+    # -- central config (config entries) --
+    #
+    # The entry's Consul namespace is the client's (`ns=`, reference crd-controller §2.5: the
+    # controller picks it and asks `consul.local(ns)`), the partition the configured one (§2.6).
+    # Entries are plain JSON objects as the Go API serialises them (`Kind`, `Name`, ...): the
+    # kinds and their mapping live in generator/configentries, not here.
 
     async def config_entry(self, kind: str, name: str) -> Json | None:
         """GET /v1/config/<kind>/<name>; None when Consul has no such entry (404)."""
         out = await self._request("GET", f"/v1/config/{kind}/{name}", none_on_404=True)
         return None if out is None else _expect(out, dict, "config entry")
+
+    async def config_entries(self, kind: str) -> list[Json]:
+        """GET /v1/config/<kind>: every entry of `kind` in the client's namespace (`*`: all)."""
+        out = await self._request("GET", f"/v1/config/{kind}")
+        return cast(list[Json], _expect(out, list, "config entry list"))
+
+    async def set_config_entry(self, entry: Mapping[str, Any], *, cas: int | None = None) -> bool:
+        """PUT /v1/config: create or replace `entry`. Consul answers a boolean: always True for a
+        plain upsert; with `cas`, False when the check-and-set lost (`cas=0`: the entry already
+        exists; `cas=N`: its ModifyIndex is no longer N). Rejections raise ConsulStatusError."""
+        query = {"cas": str(cas)} if cas is not None else None
+        out = await self._request("PUT", "/v1/config", query=query, body=dict(entry))
+        return _boolean(out, "config entry write")
+
+    async def delete_config_entry(self, kind: str, name: str, *, cas: int | None = None) -> bool:
+        """DELETE /v1/config/<kind>/<name>. Deleting an absent entry succeeds, as in Consul. Without
+        `cas` Consul answers `{}` (True here); with `cas`, False when the entry's ModifyIndex is
+        not `cas` (or it is gone)."""
+        query = {"cas": str(cas)} if cas is not None else None
+        out = await self._request("DELETE", f"/v1/config/{kind}/{name}", query=query)
+        if cas is None:
+            return True
+        return _boolean(out, "config entry delete")
 
     # -- namespaces (Enterprise); `ns=` is never sent, as the reference's local client --
 
@@ -256,6 +284,12 @@ def _expect(value: Any, kind: type, what: str) -> Any:
         return kind()
     if not isinstance(value, kind):
         raise ConsulResponseError(f"{what}: expected a JSON {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConsulResponseError(f"{what}: expected a JSON boolean, got {value!r:.100}")
     return value
 
 

@@ -5,14 +5,15 @@
 - `ConsulUnreachable`: no HTTP answer (connection refused or reset, DNS, TLS handshake, timeout).
   Transient by nature: the work is retried with backoff, and other agents are still served.
 - `ConsulStatusError`: the agent answered with a status other than the one expected. It carries
-  the status and the start of the body, and reads like the Go client's error
-  (`Unexpected response code: 500 (ServiceID "x" does not exist)`), so messages that name
-  Consul's answer stay recognisable for operators who know the reference.
+  the status and Consul's body verbatim, and reads exactly like the Go client's error
+  (`Unexpected response code: 500 (ServiceID "x" does not exist)`): the config-entry controller
+  puts this text in a resource's `Synced` condition, where users must see Consul's own words
+  (reference crd-controller §2.4), and operators who know the reference recognise it.
 """
 
 from __future__ import annotations
 
-BODY_EXCERPT = 1024  # characters of an error body kept on the exception
+BODY_EXCERPT = 1024  # characters kept of an error body; Consul's own are far shorter
 
 
 class ConsulError(Exception):
@@ -38,10 +39,12 @@ class ConsulTLSError(ConsulUnreachable):
 
 
 class ConsulStatusError(ConsulError):
-    """An HTTP answer with an unexpected status. `body` is the trimmed start of the answer."""
+    """An HTTP answer with an unexpected status. `body` is the answer as Consul wrote it, not
+    trimmed (Go's client prints it as is, multi-line decode errors and trailing newlines
+    included); only a body longer than BODY_EXCERPT (a proxy's HTML page, never Consul's own
+    one-line or multierror text) is cut, with `...`, so it cannot flood logs and conditions."""
 
     def __init__(self, status: int, body: str, method: str = "", url: str = ""):
-        body = body.strip()
         if len(body) > BODY_EXCERPT:
             body = body[:BODY_EXCERPT] + "..."
         super().__init__(f"Unexpected response code: {status} ({body})")
@@ -49,6 +52,11 @@ class ConsulStatusError(ConsulError):
         self.body = body
         self.method = method
         self.url = url
+
+    @property
+    def not_found(self) -> bool:
+        """A 404: the object (config entry, namespace) does not exist."""
+        return self.status == 404
 
 
 class ConsulResponseError(ConsulError):

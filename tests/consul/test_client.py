@@ -376,8 +376,9 @@ async def test_server_errors_carry_status_and_body(fake: FakeConsul, consul: Con
     fake.fail("/v1/agent/service/register", status=status, body="rpc error: No cluster leader\n")
     with pytest.raises(ConsulStatusError) as err:
         await consul.local().register_service(service())
-    assert (err.value.status, err.value.body) == (status, "rpc error: No cluster leader")
-    assert str(err.value) == f"Unexpected response code: {status} (rpc error: No cluster leader)"
+    # verbatim, as Go's client prints it: conditions show Consul's own text (crd-controller §2.4)
+    assert (err.value.status, err.value.body) == (status, "rpc error: No cluster leader\n")
+    assert str(err.value) == f"Unexpected response code: {status} (rpc error: No cluster leader\n)"
     assert err.value.method == "PUT" and err.value.url.endswith("/v1/agent/service/register")
 
 

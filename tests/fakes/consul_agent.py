@@ -56,6 +56,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .consul_config import ApiError, ConfigStore
 from .consul_decode import (ACL_POLICY, ACL_TOKEN, CHECK_DEFINITION, CHECK_UPDATE, LOGIN, NAMESPACE,
                             SERVICE_DEFINITION, DecodeError, decode, format_duration)
 from .consul_filter import AGENT_CHECK, AGENT_SERVICE, CATALOG_SERVICE, FilterError, Predicate, compile_filter, equalities
@@ -64,23 +65,11 @@ PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 STATUSES = (PASSING, WARNING, CRITICAL)
 DEFAULT = "default"
 MANAGEMENT_POLICY = {"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"}
-CONFIG_KINDS = ("service-defaults", "proxy-defaults", "service-router", "service-splitter", "service-resolver",
-                "ingress-gateway", "terminating-gateway", "service-intentions", "mesh", "exported-services",
-                "partition-exports")
 PROXY_KINDS = ("connect-proxy",)
 SERVICE_KINDS = ("", "connect-proxy", "mesh-gateway", "terminating-gateway", "ingress-gateway")
 _META_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
 _NAMESPACE_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9_-]{0,62}[a-zA-Z0-9])?$")
 JOURNAL_HEADERS = ("X-Consul-Token", "X-Consul-Namespace", "User-Agent", "Content-Type", "Authorization")
-
-
-class ApiError(Exception):
-    """An HTTP error answer: status and plain-text body, as Consul writes them."""
-
-    def __init__(self, status: int, body: str):
-        super().__init__(f"{status} {body}")
-        self.status = status
-        self.body = body
 
 
 def bad_request(reason: str) -> ApiError:
@@ -678,7 +667,7 @@ class FakeConsul:
                  acl_enabled: bool = False, master_token: str = "root", datacenter: str = "dc1",
                  ssl_context: ssl.SSLContext | None = None, nodes: Iterable[str] | None = None,
                  deregister_unknown_ok: bool = False, alias_checks: bool = True, central_config: bool = True,
-                 journal_limit: int | None = None):
+                 journal_limit: int | None = None, rpc_prefix: bool = True):
         ips = [f"127.0.0.{i + 2}" for i in range(agents)] if isinstance(agents, int) else list(agents)
         names = list(nodes) if nodes is not None else [f"node-{i + 1}" for i in range(len(ips))]
         self.enterprise = enterprise
@@ -689,6 +678,7 @@ class FakeConsul:
         self.deregister_unknown_ok = deregister_unknown_ok
         self.alias_checks = alias_checks
         self.central_config = central_config
+        self.rpc_prefix = rpc_prefix  # server errors as a client agent relays them (consul_config.py)
         self.requested_port = port
         self.port = 0
         self.agents = [FakeAgent(self, ip, node) for ip, node in zip(ips, names, strict=True)]
@@ -794,8 +784,10 @@ class FakeConsul:
 
     def reset_servers(self) -> None:
         self.config_version = getattr(self, "config_version", 0) + 1
-        self.config_entries: dict[tuple[str, str, str], dict[str, Any]] = {}  # (ns, kind, name)
         self.namespaces: dict[str, dict[str, Any]] = {}
+        self.config = ConfigStore(enterprise=self.enterprise, next_index=self.next_index,
+                                  changed=self._config_changed, namespace_exists=self.namespaces.__contains__,
+                                  rpc_prefix=self.rpc_prefix)
         self.tokens: dict[str, dict[str, Any]] = {}    # AccessorID -> token
         self.policies: dict[str, dict[str, Any]] = {}  # ID -> policy
         if self.enterprise:
@@ -838,34 +830,34 @@ class FakeConsul:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
 
-    def set_config_entry(self, entry: dict[str, Any], ns: str = DEFAULT) -> dict[str, Any]:
-        """Store a config entry (PUT /v1/config). proxy-defaults is always named `global`."""
-        entry = _canonical_entry(entry)
-        kind = entry.get("Kind", "")
-        if kind not in CONFIG_KINDS:
-            raise bad_request(f"invalid config entry kind: {kind}")
-        if kind == "proxy-defaults":
-            entry["Name"] = "global"
-        if not entry.get("Name"):
-            raise bad_request("Name is required")  # approximates Consul's per-kind validation
-        key = (ns if self.enterprise else DEFAULT, kind, entry["Name"])
-        previous = self.config_entries.get(key)
-        entry["CreateIndex"] = previous["CreateIndex"] if previous else self.next_index()
-        entry["ModifyIndex"] = self.next_index()
-        if self.enterprise:
-            entry["Namespace"] = key[0]
-        self.config_entries[key] = entry
+    def _config_changed(self) -> None:
         self.config_version += 1
         self.changed()
-        return entry
 
-    def config_entry(self, kind: str, name: str, ns: str = DEFAULT) -> dict[str, Any] | None:
-        return self.config_entries.get((ns if self.enterprise else DEFAULT, kind, name))
+    @property
+    def config_entries(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """Stored config entries by (partition, namespace, kind, name); see consul_config.py."""
+        return self.config.entries
 
-    def delete_config_entry(self, kind: str, name: str, ns: str = DEFAULT) -> None:
-        self.config_entries.pop((ns if self.enterprise else DEFAULT, kind, name), None)
-        self.config_version += 1
-        self.changed()
+    def set_config_entry(self, entry: dict[str, Any], ns: str = DEFAULT, partition: str = "", *,
+                         validate: bool = False) -> dict[str, Any]:
+        """Seed a config entry as PUT /v1/config stores it (decoded and normalised: proxy-defaults
+        is always `global`). The graph checks are skipped unless `validate`, so a test can build
+        any state, including one Consul would have refused. ApiError when it does not decode."""
+        self.config.apply(entry, ns, partition, validate=validate)
+        kind = entry.get("Kind", entry.get("kind"))
+        name = "global" if kind == "proxy-defaults" else "mesh" if kind == "mesh" else entry.get("Name", "")
+        stored = self.config.get(str(kind), name, entry.get("Namespace") or ns, entry.get("Partition") or partition)
+        assert stored is not None
+        return stored
+
+    def config_entry(self, kind: str, name: str, ns: str = DEFAULT, partition: str = "") -> dict[str, Any] | None:
+        """The stored entry (as kept, before the read view's defaults), or None."""
+        return self.config.get(kind, name, ns, partition)
+
+    def delete_config_entry(self, kind: str, name: str, ns: str = DEFAULT, partition: str = "") -> None:
+        """Remove an entry without the graph checks (an operator's change behind our back)."""
+        self.config.delete(kind, name, ns, partition, validate=False)
 
     def merge_central_config(self, service: dict[str, Any]) -> dict[str, Any] | None:
         """A connect-proxy's Proxy with proxy-defaults and service-defaults applied where the
@@ -874,9 +866,8 @@ class FakeConsul:
         proxy = service["Proxy"]
         if proxy is None or service["Kind"] != "connect-proxy" or not self.central_config:
             return proxy
-        pd = self.config_entries.get((DEFAULT, "proxy-defaults", "global")) or {}
-        sd = self.config_entries.get((service["Namespace"] if self.enterprise else DEFAULT, "service-defaults",
-                                      proxy["DestinationServiceName"])) or {}
+        pd = self.config.get("proxy-defaults", "global") or {}
+        sd = self.config.get("service-defaults", proxy["DestinationServiceName"], service["Namespace"]) or {}
         if not pd and not sd:
             return proxy
         merged = dict(proxy)
@@ -1014,7 +1005,7 @@ class FakeConsul:
         return {"agents": {a.ip: {"node": a.node, "listening": a.listening, "restarts": a.restarts,
                                   "services": a.service_views("*"), "checks": a.check_views("*")}
                            for a in self.agents},
-                "config_entries": list(self.config_entries.values()), "namespaces": list(self.namespaces.values()),
+                "config_entries": self.config.all(), "namespaces": list(self.namespaces.values()),
                 "tokens": list(self.tokens.values()), "policies": list(self.policies.values()),
                 "unsynced": self.unsynced()}
 
@@ -1254,26 +1245,24 @@ class FakeConsul:
 
     def _h_config_get(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str,
                       kind: str, name: str) -> tuple[int, Any]:
-        entry = self.config_entry(kind, name, ns)
-        if entry is None:
-            raise ApiError(404, f'Config entry not found for "{kind}" / "{name}"')
-        return 200, _entry_view(entry)
+        return 200, self.config.read(kind, name, ns, partition)
 
     def _h_config_delete(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str,
                          kind: str, name: str) -> tuple[int, Any]:
-        self.delete_config_entry(kind, name, ns)
-        return 200, {}
+        cas = request.query.get("cas")
+        deleted = self.config.delete(kind, name, ns, partition, cas=cas)
+        return 200, (deleted if cas else {})  # Consul answers the boolean only to a CAS delete
 
     def _h_config_list(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str,
                        kind: str) -> tuple[int, Any]:
-        return 200, [_entry_view(e) for (ens, k, _), e in sorted(self.config_entries.items())
-                     if k == kind and (ns == "*" or ens == ns or not self.enterprise)]
+        return 200, self.config.list_entries(kind, ns, partition)
 
     def _h_config_put(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str) -> tuple[int, Any]:
-        if not isinstance(body, dict):
-            raise bad_request("Request decoding failed: not a JSON object")
-        self.set_config_entry(body, ns)
-        return 200, True
+        if body is None:
+            raise bad_request("Request decoding failed: EOF")
+        if isinstance(body, str):
+            raise bad_request(f"Request decoding failed: invalid character {body[:1]!r} looking for beginning of value")
+        return 200, self.config.apply(body, ns, partition, cas=request.query.get("cas"))
 
     def _h_namespace_get(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str,
                          name: str) -> tuple[int, Any]:
@@ -1456,34 +1445,6 @@ def _aggregate(statuses: Iterable[str]) -> str:
         if status == WARNING:
             worst = WARNING
     return worst
-
-
-_ENTRY_KEYS = {k.lower(): k for k in ("Kind", "Name", "Namespace", "Partition", "Config", "Mode", "TransparentProxy",
-                                       "MeshGateway", "Expose", "Protocol", "Meta", "ExternalSNI", "UpstreamConfig")}
-_ENTRY_KEYS.update({"mesh_gateway": "MeshGateway", "transparent_proxy": "TransparentProxy",
-                    "external_sni": "ExternalSNI", "upstream_config": "UpstreamConfig"})
-
-
-def _canonical_entry(entry: dict[str, Any]) -> dict[str, Any]:
-    """A config entry with its well-known top-level keys in Consul's spelling (others kept)."""
-    out: dict[str, Any] = {}
-    for key, value in entry.items():
-        name = _ENTRY_KEYS.get(key.lower(), key)
-        if name in ("MeshGateway",) and isinstance(value, dict):
-            value = {("Mode" if k.lower() == "mode" else k): v for k, v in value.items()}
-        if name == "Expose" and isinstance(value, dict):
-            value = {("Checks" if k.lower() == "checks" else "Paths" if k.lower() == "paths" else k): v
-                     for k, v in value.items()}
-        out[name] = value
-    return out
-
-
-def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
-    out = dict(entry)
-    if out.get("Kind") in ("proxy-defaults", "service-defaults"):
-        out.setdefault("MeshGateway", {})
-        out.setdefault("Expose", {})
-    return out
 
 
 def _token_list_entry(token: dict[str, Any], enterprise: bool) -> dict[str, Any]:
