@@ -1,7 +1,8 @@
 """A small typed async client for the Consul agent HTTP API (the controllers' only way to Consul).
 
 `config` reads the standard `CONSUL_*` environment, `client` talks HTTP, `types` are the request
-bodies exactly as the Go client serialises them, `errors` the three failure kinds. This layer
+bodies exactly as the Go client serialises them, `errors` the three failure kinds, `namespaces`
+the reference's choice of Consul namespace for a config entry. This layer
 imports only `generator.base` (tests/test_imports.py).
 """
 
@@ -9,6 +10,7 @@ from generator.consul.client import Consul, ConsulClient
 from generator.consul.config import ConsulAddress, ConsulConfig, TLSSettings, TokenSource
 from generator.consul.errors import (ConsulConfigError, ConsulError, ConsulResponseError, ConsulStatusError,
                                      ConsulTLSError, ConsulUnreachable)
+from generator.consul.namespaces import config_entry_namespace, consul_namespace
 from generator.consul.types import (CRITICAL, KIND_CONNECT_PROXY, MODE_TRANSPARENT, PASSING, WARNING,
                                     CheckRegistration, ExposePath, ProxyConfig, ServiceAddress, ServiceCheck,
                                     ServiceRegistration, Upstream)
@@ -17,4 +19,4 @@ __all__ = ["CRITICAL", "KIND_CONNECT_PROXY", "MODE_TRANSPARENT", "PASSING", "WAR
            "Consul", "ConsulAddress", "ConsulClient", "ConsulConfig", "ConsulConfigError", "ConsulError",
            "ConsulResponseError", "ConsulStatusError", "ConsulTLSError", "ConsulUnreachable", "ExposePath",
            "ProxyConfig", "ServiceAddress", "ServiceCheck", "ServiceRegistration", "TLSSettings", "TokenSource",
-           "Upstream"]
+           "Upstream", "config_entry_namespace", "consul_namespace"]

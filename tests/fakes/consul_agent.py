@@ -19,6 +19,8 @@ Behaviour follows Consul 1.10/1.11's documentation and agent code, not our clien
   404 (switchable to 200 with `deregister_unknown_ok`);
 - central config: a connect-proxy is shown with `proxy-defaults` / `service-defaults` merged in
   (Config keys it lacks, Mode, MeshGateway mode, Expose), as the agent's service manager does;
+  the `/v1/config` endpoints themselves (decoding, indexes, `cas`, namespaces, partitions and the
+  servers' graph checks) are `consul_config.ConfigStore`, `FakeConsul.config`;
 - alias checks report the aliased service's health, TTL checks expire to `critical` (`TTL expired`);
 - Enterprise mode: namespaces (`ns` query, `X-Consul-Namespace`, body `Namespace`; `ns=*` lists
   all), `partition` recorded; OSS mode answers 400 to a non-empty `ns` or `partition`. As real
@@ -1549,9 +1551,11 @@ async def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="shared port (0: a free one)")
     parser.add_argument("--enterprise", action="store_true", help="namespaces and partitions")
     parser.add_argument("--acl-token", default="", help="enable ACLs with this management token")
+    parser.add_argument("--no-rpc-prefix", action="store_true",
+                        help="server errors without `rpc error making call: ` (as a server agent answers)")
     args = parser.parse_args(argv)
     fake = FakeConsul(args.agents, port=args.port, enterprise=args.enterprise, acl_enabled=bool(args.acl_token),
-                      master_token=args.acl_token or "root")
+                      master_token=args.acl_token or "root", rpc_prefix=not args.no_rpc_prefix)
     await fake.start()
     print(json.dumps({"agents": [a.address for a in fake.agents], "port": fake.port}), flush=True)
     stop = asyncio.Event()
