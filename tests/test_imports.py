@@ -74,11 +74,12 @@ ALLOWED = {
     "kube": {"base"},
     "inject": {"base", "values"},
     "webhook": {"base", "values", "inject", "kube"},
-    "tools": {"base", "values"},
+    "tools": {"base", "values", "configentries"},
     # The controllers (issues 11, 12): a Consul HTTP client below them, beside kube.
     "consul": {"base"},
     "controllers": {"base", "values", "kube", "consul", "webhook"},  # the process around a controller
     "endpoints": {"base", "values", "inject", "kube", "consul", "controllers"},
+    "configentries": {"base"},
 }
 TOP = {"generator.cli", "generator.__main__"}  # the entry point may use every layer
 
