@@ -92,11 +92,21 @@ each flag, values included, is one argument of the command.
 {{- end -}}
 
 {{/*
-Env of a container that talks to the client agent on its node. The ACL token, as the reference's
-injector: connectInject.aclInjectToken when both its keys are set, else (global.acls.manageSystemACLs)
-the Secret "<fullname>-connect-inject-acl-token" the Consul chart's ACL setup writes.
+Env of a container that talks to the client agent on its node. Argument: the root context (the
+injector's components), or (list $ "controller"). The ACL token, as the reference's injector: the
+component's token Secret when both its keys are set (connectInject.aclInjectToken;
+controller.aclToken), else (global.acls.manageSystemACLs) the Secret the Consul chart's ACL setup
+writes ("<fullname>-connect-inject-acl-token"; "<fullname>-controller-acl-token"), key "token". One
+entry, never two (the reference's controller template can add both).
 */}}
 {{- define "consul.agent.env" -}}
+{{- $root := . -}}
+{{- $component := "connect-injector" -}}
+{{- if kindIs "slice" . -}}
+{{- $root = index . 0 -}}
+{{- $component = index . 1 -}}
+{{- end -}}
+{{- with $root -}}
 - name: HOST_IP
   valueFrom:
     fieldRef:
@@ -107,7 +117,8 @@ the Secret "<fullname>-connect-inject-acl-token" the Consul chart's ACL setup wr
 - name: CONSUL_CACERT
   value: /consul/tls/ca/tls.crt
 {{- end }}
-{{- $token := .Values.connectInject.aclInjectToken | default dict }}
+{{- $token := ternary .Values.controller.aclToken .Values.connectInject.aclInjectToken (eq $component "controller") | default dict }}
+{{- $managed := ternary "controller-acl-token" "connect-inject-acl-token" (eq $component "controller") }}
 {{- if and $token.secretName $token.secretKey }}
 - name: CONSUL_HTTP_TOKEN
   valueFrom:
@@ -118,8 +129,9 @@ the Secret "<fullname>-connect-inject-acl-token" the Consul chart's ACL setup wr
 - name: CONSUL_HTTP_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ printf "%s-connect-inject-acl-token" (include "consul.fullname" .) | quote }}
+      name: {{ printf "%s-%s" (include "consul.fullname" .) $managed | quote }}
       key: "token"
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -61,13 +61,7 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace 
 {{- define "consul.injector.name" -}}{{ include "consul.fullname" . }}-connect-injector{{- end -}}
 {{- define "consul.injector.serviceAccount" -}}{{ include "consul.fullname" . }}-connect-injector-webhook-svc-account{{- end -}}
 {{- define "consul.injector.service" -}}{{ include "consul.fullname" . }}-connect-injector-svc{{- end -}}
-{{- define "consul.injector.certSecret" -}}
-{{- if eq (include "consul.tls.mode" .) "secret" -}}
-{{- required "connectInject.webhook.tls.secretName is required when connectInject.webhook.tls.mode is \"secret\"" .Values.connectInject.webhook.tls.secretName -}}
-{{- else -}}
-{{- include "consul.fullname" . }}-connect-inject-webhook-cert
-{{- end -}}
-{{- end -}}
+{{- define "consul.injector.certSecret" -}}{{ include "consul.webhookTLS.secret" (list . "connect-injector") }}{{- end -}}
 
 {{/*
 connectInject.enabled is tri-state: true, false, or "-" (inherit global.enabled). Renders "true" or "".
@@ -190,7 +184,10 @@ webhook's own pods, and the Consul chart's, are left out by the objectSelector (
 {{- end -}}
 
 {{/*
-Webhook serving certificate. connectInject.webhook.tls.mode:
+Webhook serving certificates: one per webhook server, by component ("connect-injector": the
+injector, connectInject.webhook.tls; "controller": the config-entry controller,
+controller.webhook.tls). The generic helpers below take (list $ component); the injector's
+consul.tls.* helpers call them with "connect-injector". Modes (<component tls>.mode):
   chart        generated here (genCA + genSignedCert) for the Service's DNS names. The Secret records
                when the certificate expires and which DNS names it holds, in two annotations
                (consul.hashicorp.com/cert-not-after, RFC 3339 UTC, and .../cert-dns-names, comma
@@ -205,13 +202,58 @@ Webhook serving certificate. connectInject.webhook.tls.mode:
   certManager  a cert-manager Certificate; cert-manager's cainjector fills in the caBundle;
   secret       an existing kubernetes.io/tls Secret (tls.secretName) plus its CA (tls.caBundle).
 */}}
-{{- define "consul.tls.mode" -}}
-{{- .Values.connectInject.webhook.tls.mode | default "chart" -}}
+
+{{/* The component's tls values (JSON) and their values path (for messages). */}}
+{{- define "consul.webhookTLS.values" -}}
+{{- $root := index . 0 -}}
+{{- if eq (index . 1) "controller" -}}
+{{- toJson (($root.Values.controller.webhook | default dict).tls | default dict) -}}
+{{- else -}}
+{{- toJson ($root.Values.connectInject.webhook.tls | default dict) -}}
+{{- end -}}
+{{- end -}}
+{{- define "consul.webhookTLS.key" -}}
+{{- ternary "controller.webhook.tls" "connectInject.webhook.tls" (eq (index . 1) "controller") -}}
 {{- end -}}
 
-{{- define "consul.tls.dnsNames" -}}
-{{- $svc := include "consul.injector.service" . -}}
-{{- $ns := .Release.Namespace -}}
+{{- define "consul.webhookTLS.mode" -}}
+{{- (include "consul.webhookTLS.values" . | fromJson).mode | default "chart" -}}
+{{- end -}}
+
+{{/* The Secret the webhook server reads its certificate from. */}}
+{{- define "consul.webhookTLS.secret" -}}
+{{- $root := index . 0 -}}
+{{- $key := include "consul.webhookTLS.key" . -}}
+{{- if eq (include "consul.webhookTLS.mode" .) "secret" -}}
+{{- required (printf "%s.secretName is required when %s.mode is \"secret\"" $key $key) (include "consul.webhookTLS.values" . | fromJson).secretName -}}
+{{- else if eq (index . 1) "controller" -}}
+{{- include "consul.fullname" $root }}-controller-webhook-cert
+{{- else -}}
+{{- include "consul.fullname" $root }}-connect-inject-webhook-cert
+{{- end -}}
+{{- end -}}
+
+{{/* The Service in front of the webhook server (the certificate's DNS names). */}}
+{{- define "consul.webhookTLS.service" -}}
+{{- if eq (index . 1) "controller" -}}
+{{- include "consul.controller.service" (index . 0) -}}
+{{- else -}}
+{{- include "consul.injector.service" (index . 0) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Prefix of the cert-manager objects (Certificate "<prefix>-webhook", self-signed CA chain). */}}
+{{- define "consul.webhookTLS.prefix" -}}
+{{- if eq (index . 1) "controller" -}}
+{{- include "consul.controller.name" (index . 0) -}}
+{{- else -}}
+{{- include "consul.injector.name" (index . 0) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "consul.webhookTLS.dnsNames" -}}
+{{- $svc := include "consul.webhookTLS.service" . -}}
+{{- $ns := (index . 0).Release.Namespace -}}
 {{- toJson (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns)) -}}
 {{- end -}}
 
@@ -222,21 +264,23 @@ Webhook serving certificate. connectInject.webhook.tls.mode:
 {{/*
 The chart-mode certificate as JSON {ca, crt, key (PEM), notAfter, dnsNames (the annotations'
 values), previousCA (PEM, only when this render replaces a certificate)}. Generated once per render
-and kept in the root context, so the Secret, the webhook configurations' caBundle and the
-Deployment's checksum all see the same certificate.
+and component and kept in the root context, so the Secret, the webhook configurations' caBundle
+and the Deployment's checksum all see the same certificate.
 */}}
-{{- define "consul.tls.generated" -}}
-{{- if not (hasKey . "_consulInjectorTLS") -}}
+{{- define "consul.webhookTLS.generated" -}}
+{{- $root := index . 0 -}}
+{{- $cacheKey := ternary "_consulControllerTLS" "_consulInjectorTLS" (eq (index . 1) "controller") -}}
+{{- if not (hasKey $root $cacheKey) -}}
 {{- $rfc3339 := "2006-01-02T15:04:05Z07:00" -}}
-{{- $dnsNames := include "consul.tls.dnsNames" . | fromJsonArray -}}
-{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "consul.injector.certSecret" .) | default dict -}}
+{{- $dnsNames := include "consul.webhookTLS.dnsNames" . | fromJsonArray -}}
+{{- $existing := lookup "v1" "Secret" $root.Release.Namespace (include "consul.webhookTLS.secret" .) | default dict -}}
 {{- $data := $existing.data | default dict -}}
 {{- $annotations := ($existing.metadata | default dict).annotations | default dict -}}
-{{- $notAfter := index $annotations (include "consul.tls.notAfterAnnotation" .) | default "" | toString -}}
+{{- $notAfter := index $annotations (include "consul.tls.notAfterAnnotation" $root) | default "" | toString -}}
 {{- $complete := and (index $data "ca.crt") (index $data "tls.crt") (index $data "tls.key") -}}
 {{- /* An annotation that does not parse gives the zero time: expired. */ -}}
 {{- $fresh := gt (toDate $rfc3339 $notAfter).Unix (add (now).Unix (mul 30 86400)) -}}
-{{- $sameNames := eq (index $annotations (include "consul.tls.dnsNamesAnnotation" .) | default "" | toString) (join "," $dnsNames) -}}
+{{- $sameNames := eq (index $annotations (include "consul.tls.dnsNamesAnnotation" $root) | default "" | toString) (join "," $dnsNames) -}}
 {{- $tls := dict "dnsNames" (join "," $dnsNames) -}}
 {{- if and $complete $fresh $sameNames -}}
 {{- $_ := set $tls "ca" (index $data "ca.crt" | b64dec) -}}
@@ -244,10 +288,10 @@ Deployment's checksum all see the same certificate.
 {{- $_ := set $tls "key" (index $data "tls.key" | b64dec) -}}
 {{- $_ := set $tls "notAfter" $notAfter -}}
 {{- else -}}
-{{- $days := int .Values.connectInject.webhook.tls.validityDays -}}
+{{- $days := int ((include "consul.webhookTLS.values" . | fromJson).validityDays | default 3650) -}}
 {{- /* Taken before the certificates are made, and cut to the second: never later than theirs. */ -}}
 {{- $_ := set $tls "notAfter" (dateInZone $rfc3339 (add (now).Unix (mul $days 86400)) "UTC") -}}
-{{- $ca := genCA (printf "%s-connect-injector-ca" (include "consul.fullname" .)) $days -}}
+{{- $ca := genCA (printf "%s-%s-ca" (include "consul.fullname" $root) (index . 1)) $days -}}
 {{- $cert := genSignedCert (first $dnsNames) nil $dnsNames $days $ca -}}
 {{- $_ := set $tls "ca" $ca.Cert -}}
 {{- $_ := set $tls "crt" $cert.Cert -}}
@@ -257,32 +301,51 @@ Deployment's checksum all see the same certificate.
 {{- $_ := set $tls "previousCA" $previous -}}
 {{- end -}}
 {{- end -}}
-{{- $_ := set . "_consulInjectorTLS" $tls -}}
+{{- $_ := set $root $cacheKey $tls -}}
 {{- end -}}
-{{- toJson (get . "_consulInjectorTLS") -}}
+{{- toJson (get $root $cacheKey) -}}
 {{- end -}}
 
 {{/*
 caBundle of the webhook configurations (base64): in chart mode the CA, plus the previous CA when
 this render replaced the certificate; "" in certManager mode (cainjector sets it).
 */}}
-{{- define "consul.tls.caBundle" -}}
-{{- $mode := include "consul.tls.mode" . -}}
+{{- define "consul.webhookTLS.caBundle" -}}
+{{- $mode := include "consul.webhookTLS.mode" . -}}
+{{- $key := include "consul.webhookTLS.key" . -}}
 {{- if eq $mode "chart" -}}
-{{- $tls := include "consul.tls.generated" . | fromJson -}}
+{{- $tls := include "consul.webhookTLS.generated" . | fromJson -}}
 {{- printf "%s%s" $tls.ca ($tls.previousCA | default "") | b64enc -}}
 {{- else if eq $mode "secret" -}}
-{{- required "connectInject.webhook.tls.caBundle is required when connectInject.webhook.tls.mode is \"secret\" (the base64-encoded PEM CA that signed the Secret's certificate)" .Values.connectInject.webhook.tls.caBundle -}}
+{{- required (printf "%s.caBundle is required when %s.mode is \"secret\" (the base64-encoded PEM CA that signed the Secret's certificate)" $key $key) (include "consul.webhookTLS.values" . | fromJson).caBundle -}}
 {{- end -}}
 {{- end -}}
 
 {{/* What the Deployment's CA checksum covers: the CA that signs the served certificate. */}}
-{{- define "consul.tls.servingCA" -}}
-{{- if eq (include "consul.tls.mode" .) "chart" -}}
-{{- (include "consul.tls.generated" . | fromJson).ca -}}
+{{- define "consul.webhookTLS.servingCA" -}}
+{{- if eq (include "consul.webhookTLS.mode" .) "chart" -}}
+{{- (include "consul.webhookTLS.generated" . | fromJson).ca -}}
 {{- else -}}
-{{- include "consul.tls.caBundle" . -}}
+{{- include "consul.webhookTLS.caBundle" . -}}
 {{- end -}}
 {{- end -}}
 
-{{- define "consul.certManager.certificate" -}}{{ include "consul.injector.name" . }}-webhook{{- end -}}
+{{- define "consul.webhookTLS.certificate" -}}{{ include "consul.webhookTLS.prefix" . }}-webhook{{- end -}}
+
+{{/* The injector's certificate (the helpers above for "connect-injector"). */}}
+{{- define "consul.tls.mode" -}}{{ include "consul.webhookTLS.mode" (list . "connect-injector") }}{{- end -}}
+{{- define "consul.tls.dnsNames" -}}{{ include "consul.webhookTLS.dnsNames" (list . "connect-injector") }}{{- end -}}
+{{- define "consul.tls.generated" -}}{{ include "consul.webhookTLS.generated" (list . "connect-injector") }}{{- end -}}
+{{- define "consul.tls.caBundle" -}}{{ include "consul.webhookTLS.caBundle" (list . "connect-injector") }}{{- end -}}
+{{- define "consul.tls.servingCA" -}}{{ include "consul.webhookTLS.servingCA" (list . "connect-injector") }}{{- end -}}
+{{- define "consul.certManager.certificate" -}}{{ include "consul.webhookTLS.certificate" (list . "connect-injector") }}{{- end -}}
+
+{{/*
+The config-entry controller (controller.enabled; a plain bool, no "-" as in the Consul chart):
+its Deployment, Service and ServiceAccount names. Its pods read the injector's values ConfigMap
+("<fullname>-connect-injector-config"), which controller-configmap.yaml renders when the injector's
+own template does not.
+*/}}
+{{- define "consul.controller.name" -}}{{ include "consul.fullname" . }}-controller{{- end -}}
+{{- define "consul.controller.service" -}}{{ include "consul.fullname" . }}-controller-webhook{{- end -}}
+{{- define "consul.controller.certSecret" -}}{{ include "consul.webhookTLS.secret" (list . "controller") }}{{- end -}}
