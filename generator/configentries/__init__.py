@@ -16,7 +16,7 @@ Usage:
 
 from __future__ import annotations
 
-from generator.configentries import servicedefaults
+from generator.configentries import mesh, partitionexports, proxydefaults, servicedefaults, terminatinggateway
 from generator.configentries.errors import ConfigEntryInvalid, FieldError
 from generator.configentries.kind import (API_VERSION, DATACENTER_KEY, GROUP, SOURCE_KEY, SOURCE_VALUE, VERSION,
                                           ConsulMeta, Kind, consul_namespace, crd, defaulted, defaulting_patch,
@@ -24,6 +24,10 @@ from generator.configentries.kind import (API_VERSION, DATACENTER_KEY, GROUP, SO
 
 ALL: tuple[Kind, ...] = (
     servicedefaults.KIND,
+    proxydefaults.KIND,
+    mesh.KIND,
+    partitionexports.KIND,
+    terminatinggateway.KIND,
 )
 KINDS: dict[str, Kind] = {k.kind: k for k in ALL}
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in ALL}

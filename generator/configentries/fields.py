@@ -314,6 +314,13 @@ def crd_json(f: Field, raw: Any) -> Any:
     return F32(raw) if t == "number" else raw
 
 
+def dump(f: Field, raw: Any) -> str:
+    """The Go JSON text of a CRD value, as the messages that quote a sub-object show it."""
+    from generator.configentries.gofmt import marshal
+    value = crd_json(f, raw)
+    return "null" if value is OMIT else marshal(value)
+
+
 def walk(f: Field, visit: Callable[[Field, str], None], path: str = "") -> None:
     """Call `visit(field, dotted path)` for every field of the tree (arrays/maps as `[]`)."""
     visit(f, path)

@@ -86,6 +86,10 @@ class Kind:
     consul_only: tuple[str, ...] = ()
     # Namespace of the Consul entry itself when the Go type reports one (PartitionExports: default).
     entry_namespace: Callable[[dict], str] = lambda entry: str(entry.get("Namespace") or "")
+    # The only name a resource of the kind may have (`global`, `mesh`), checked by the webhook on CREATE.
+    fixed_name: str | None = None
+    # The CRD's top description when it is not "<Kind> is the Schema for the <plural> API".
+    schema_doc: str = ""
 
     @property
     def list_kind(self) -> str:
@@ -244,7 +248,7 @@ PRINTER_COLUMNS = [
 
 def open_api_schema(kind: Kind) -> dict[str, Any]:
     """The version's openAPIV3Schema, field for field the reference's."""
-    root = F.obj(None, f"{kind.kind} is the Schema for the {kind.plural} API", fields=(
+    root = F.obj(None, kind.schema_doc or f"{kind.kind} is the Schema for the {kind.plural} API", fields=(
         F.string("apiVersion", _API_VERSION_DOC),
         F.string("kind", _KIND_DOC),
         F.obj("metadata"),
