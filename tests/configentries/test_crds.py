@@ -60,12 +60,14 @@ def test_crd_is_the_references_field_for_field(kind):
 
 
 @pytest.fixture(scope="module")
-def chart_without_guard(tmp_path_factory) -> Path:
-    """A copy of the chart whose controller.yaml no longer refuses controller.enabled (that
-    refusal is the chart owner's to lift; the CRD templates themselves are under test here)."""
+def crd_chart(tmp_path_factory) -> Path:
+    """A copy of the chart with only its helpers and the CRD templates, so that these render on
+    their own (controller.enabled is refused, or wired, by other templates owned elsewhere)."""
     chart = tmp_path_factory.mktemp("chart") / helmrender.CHART_NAME
     shutil.copytree(helmrender.CHART, chart)
-    (chart / "templates" / "controller.yaml").unlink()
+    for template in (chart / "templates").iterdir():
+        if template.is_file() and not (template.name.startswith("_") or template.name.startswith("crd-")):
+            template.unlink()
     return chart
 
 
@@ -85,9 +87,9 @@ def _render(chart: Path, values: dict, helm, monkeypatch) -> list[dict]:
     return [o for o in rendered.objects if o.get("kind") == "CustomResourceDefinition"]
 
 
-def test_crds_render_only_when_the_controller_is_enabled(chart_without_guard, helm, monkeypatch):
-    assert _render(chart_without_guard, {}, helm, monkeypatch) == []
-    objs = _render(chart_without_guard, {"controller": {"enabled": True}}, helm, monkeypatch)
+def test_crds_render_only_when_the_controller_is_enabled(crd_chart, helm, monkeypatch):
+    assert _render(crd_chart, {}, helm, monkeypatch) == []
+    objs = _render(crd_chart, {"controller": {"enabled": True}}, helm, monkeypatch)
     assert sorted(o["metadata"]["name"] for o in objs) == sorted(f"{k.plural}.consul.hashicorp.com" for k in ce.ALL)
     for obj in objs:
         labels = obj["metadata"]["labels"]
@@ -98,6 +100,6 @@ def test_crds_render_only_when_the_controller_is_enabled(chart_without_guard, he
 
 
 @pytest.mark.parametrize("kube", ["1.29", "1.33"])
-def test_each_crd_validates_as_a_kubernetes_crd(chart_without_guard, kube, monkeypatch):
-    for obj in _render(chart_without_guard, {"controller": {"enabled": True}}, None, monkeypatch):
+def test_each_crd_validates_as_a_kubernetes_crd(crd_chart, kube, monkeypatch):
+    for obj in _render(crd_chart, {"controller": {"enabled": True}}, None, monkeypatch):
         kubernetes_validate.validate(obj, kube, strict=True)
