@@ -19,8 +19,8 @@ module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
-from typing import Any, Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 from generator.configentries.gofmt import F32, DurationError, format_duration, parse_duration
 
@@ -61,7 +61,6 @@ class Field:
     nanos: bool = False
     values: tuple[str, ...] = ()
     crd: bool = True  # False: a Consul-only key (ExposePath.ParsedFromCheck), not in the CRD
-    extra: dict = dc_field(default_factory=dict, hash=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -121,7 +120,6 @@ def mapping(name: str | None, doc: str, item: Field, **kw: Any) -> Field:
 
 def redoc(f: Field, doc: str, **kw: Any) -> Field:
     """The same field with another description (a shared block used under another field's doc)."""
-    from dataclasses import replace
     return replace(f, doc=doc, **kw)
 
 
@@ -319,13 +317,3 @@ def dump(f: Field, raw: Any) -> str:
     from generator.configentries.gofmt import marshal
     value = crd_json(f, raw)
     return "null" if value is OMIT else marshal(value)
-
-
-def walk(f: Field, visit: Callable[[Field, str], None], path: str = "") -> None:
-    """Call `visit(field, dotted path)` for every field of the tree (arrays/maps as `[]`)."""
-    visit(f, path)
-    if f.type == "object":
-        for c in f.fields:
-            walk(c, visit, f"{path}.{c.name}" if path else str(c.name))
-    elif f.item is not None:
-        walk(f.item, visit, f"{path}[]")

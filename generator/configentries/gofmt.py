@@ -37,22 +37,27 @@ def parse_duration(text: str) -> int:
     while pos < len(s):
         m = _SEGMENT.match(s, pos)
         if not m or not (m.group(1) or m.group(2)):
-            unit = re.match(r"[\d.]*([^\d.]*)", s[pos:])
-            if m is None and unit and unit.group(1) and not re.match(r"[\d.]*(ns|us|µs|μs|ms|s|m|h)", s[pos:]) \
-                    and re.match(r"\d|\.\d", s[pos:]):
-                raise DurationError(f'time: unknown unit "{unit.group(1)}" in duration "{orig}"')
-            if m is None and re.fullmatch(r"[\d.]+", s[pos:]):
-                raise DurationError(f'time: missing unit in duration "{orig}"')
-            raise DurationError(f'time: invalid duration "{orig}"')
-        whole, frac, unit = m.group(1) or "0", m.group(2) or "", _UNITS[m.group(3)]
-        value = int(whole) * unit
+            raise DurationError(_why(s[pos:], orig))
+        whole, frac, scale = m.group(1) or "0", m.group(2) or "", _UNITS[m.group(3)]
+        value = int(whole) * scale
         if frac and int(frac):
-            value += int(float(int(frac)) * (float(unit) / float(10 ** len(frac))))
+            value += int(float(int(frac)) * (float(scale) / float(10 ** len(frac))))
         total += value
         if total > _MAX:
             raise DurationError(f'time: invalid duration "{orig}"')
         pos = m.end()
     return -total if neg else total
+
+
+def _why(rest: str, orig: str) -> str:
+    """Go's message for the segment that does not parse."""
+    number = re.match(r"\d+\.?\d*|\.\d+", rest)
+    if not number:
+        return f'time: invalid duration "{orig}"'
+    unit = re.match(r"[^\d.]*", rest[number.end():])
+    if unit is None or not unit.group(0):
+        return f'time: missing unit in duration "{orig}"'
+    return f'time: unknown unit "{unit.group(0)}" in duration "{orig}"'
 
 
 def _frac(value: int, digits: int) -> str:
