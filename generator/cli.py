@@ -67,17 +67,30 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
         from generator.controllers import runtime
 
         runtime.add_arguments(p)
+
+    p = sub.add_parser("controller", help="sync the consul.hashicorp.com config-entry resources to Consul, "
+                                          "and serve their webhooks")
+    _values_args(p)
+    if serve_flags:
+        from generator.entrycontroller import controller as entry_controller
+
+        entry_controller.add_arguments(p)
+
+    p = sub.add_parser("check-config-entries",
+                       help="check config-entry resources offline as their webhooks would (defaulting, validation)")
+    p.add_argument("-f", "--filename", default="-", help="YAML file, or - for stdin (default)")
+    _values_args(p)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    long_running = argv[:1] in (["serve"], ["endpoints-controller"])
+    long_running = argv[:1] in (["serve"], ["endpoints-controller"], ["controller"])
     args = build_parser(serve_flags=long_running or "-h" in argv or "--help" in argv).parse_args(argv)
     # check-values judges the values as the chart does; the webhook's environment only warns there.
     env_warnings: list[str] | None = [] if args.command == "check-values" else None
-    if args.command == "endpoints-controller":
-        return _endpoints_controller(args)
+    if args.command in ("endpoints-controller", "controller", "check-config-entries"):
+        return _values_only(args)
     try:
         config = engine.load(args.values, args.set, release_name=args.release_name, chart_defaults=not args.no_chart_defaults,
                                  check_only=env_warnings)
@@ -106,9 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _inject(args, config, labels)
 
 
-def _endpoints_controller(args: argparse.Namespace) -> int:
-    """Values only (the controller renders no templates), then the controller's process."""
-    from generator.endpoints import controller
+def _values_only(args: argparse.Namespace) -> int:
+    """The commands that render no templates: values only, then the command."""
     from generator.values import config as values
 
     try:
@@ -118,7 +130,28 @@ def _endpoints_controller(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_FAIL
-    return controller.main(args, settings)
+    if args.command == "endpoints-controller":
+        from generator.endpoints import controller
+
+        return controller.main(args, settings)
+    if args.command == "controller":
+        from generator.entrycontroller import controller as entry_controller
+
+        return entry_controller.main(args, settings)
+    return _check_config_entries(args, settings)
+
+
+def _check_config_entries(args: argparse.Namespace, settings) -> int:
+    from generator.entrycontroller import offline
+
+    docs = _read_docs(args)
+    if docs is None:
+        return EXIT_FAIL
+    problems, checked = offline.check(docs, settings)
+    for line in problems:
+        print(line)
+    print(f"{checked} config-entry resource(s) checked, {len(problems)} problem(s)", file=sys.stderr)
+    return EXIT_FAIL if problems else EXIT_OK
 
 
 def _read_docs(args: argparse.Namespace) -> list | None:

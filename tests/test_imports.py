@@ -79,6 +79,7 @@ ALLOWED = {
     "consul": {"base"},
     "controllers": {"base", "values", "kube", "consul", "webhook"},  # the process around a controller
     "endpoints": {"base", "values", "inject", "kube", "consul", "controllers"},
+    "entrycontroller": {"base", "values", "kube", "consul", "controllers", "webhook", "configentries"},
     "configentries": {"base"},
 }
 TOP = {"generator.cli", "generator.__main__"}  # the entry point may use every layer

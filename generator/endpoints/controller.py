@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import functools
 import logging
-import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -43,6 +42,7 @@ from generator.endpoints.reconciler import Reconciler
 from generator.endpoints.registration import INJECT_STATUS, INJECTED, addresses
 from generator.endpoints.settings import Settings
 from generator.kube.cache import Event, WatchCache, key as cache_key
+from generator.kube.client import controller_api_client
 from generator.kube.workqueue import QueueMetrics, RateLimiter, WorkQueue
 
 logger = logging.getLogger(LOGGER_NAME + ".controller.endpoints")
@@ -330,27 +330,11 @@ async def serve(args: argparse.Namespace, config: Any, api: k8s.ApiClient) -> in
     return await runtime.run(controller, args, api, on_elector=bind)
 
 
-def kubernetes_api() -> k8s.ApiClient | None:
-    """KUBECONFIG first, else the in-cluster service account (design.md "Controllers"); None
-    when neither is there. No urllib3 retries: every caller has its own timeout and backoff."""
-    from kubernetes import config as kube_config
-
-    cfg = k8s.Configuration()
-    if os.environ.get("KUBECONFIG"):
-        kube_config.load_kube_config(client_configuration=cfg)
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        kube_config.load_incluster_config(client_configuration=cfg)
-    else:
-        return None
-    cfg.retries = False
-    return k8s.ApiClient(cfg)
-
-
 def main(args: argparse.Namespace, config: Any) -> int:
     """`connect-inject endpoints-controller`: 0 after SIGTERM, 1 on a startup problem."""
     logs.setup(args.log_level, args.log_json)
     try:
-        api = kubernetes_api()
+        api = controller_api_client()
     except Exception as e:  # a broken kubeconfig: say which, no traceback
         log(logger, logging.ERROR, "cannot load the Kubernetes configuration", error=str(e))
         return 1

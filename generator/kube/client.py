@@ -46,3 +46,17 @@ def api_from_environment() -> client.CoreV1Api | None:
     """
     cfg = configuration_from_environment()
     return None if cfg is None else api_for(cfg)
+
+
+def controller_api_client() -> client.ApiClient | None:
+    """For the controllers: KUBECONFIG first, else the in-cluster service account (design.md
+    "Controllers": a kubeconfig naming a plain http:// server without credentials works); None
+    when neither is there. Raises `kubernetes.config.ConfigException` for a broken one."""
+    cfg = client.Configuration()
+    if os.environ.get("KUBECONFIG"):
+        config.load_kube_config(client_configuration=cfg)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        return None
+    return api_client_for(cfg)

@@ -34,10 +34,11 @@ conflicts, ignores label and field selectors, and cannot serve the cluster-scope
 `namespaces` resource (tests/server/fake_kube.py). A controller's list+watch and a Lease's
 optimistic concurrency are exactly those semantics, so this stand-in implements them.
 
-Deliberately not modelled: admission (nothing is validated beyond what the conventions above
-need; namespaces need not exist unless `require_namespaces=True`), graceful pod deletion and
-finalizers (DELETE removes the object at once, as for a pod with no node or
-`gracePeriodSeconds=0`), server-side apply, protobuf, authentication (the kubeconfig has no
+Finalizers are modelled: DELETE of an object that has some only sets `deletionTimestamp`, and
+the object goes when an update removes the last one. Deliberately not modelled: admission
+(nothing is validated beyond what the conventions above need; namespaces need not exist unless
+`require_namespaces=True`), graceful pod deletion (DELETE of an object without finalizers
+removes it at once, as for a pod with no node or `gracePeriodSeconds=0`), server-side apply, protobuf, authentication (the kubeconfig has no
 credentials, which design.md requires to work), and `continue` snapshots (a later page reads
 the current state after the last key).
 
@@ -555,6 +556,10 @@ class FakeKubeAPI:
                 meta.pop(immutable, None)
         new["apiVersion"], new["kind"] = res.api_version, res.kind
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if old["metadata"].get("deletionTimestamp"):  # set by a DELETE; only finalizers may go
+            meta["deletionTimestamp"] = old["metadata"]["deletionTimestamp"]
+            if not meta.get("finalizers"):
+                return self._delete(res, old, finalized=True)
         if new == old:  # nothing changed: no new version, no event (as the real server)
             return copy.deepcopy(old)
         self.version += 1
@@ -563,8 +568,20 @@ class FakeKubeAPI:
         self._record("MODIFIED", res, old, new)
         return copy.deepcopy(new)
 
-    def _delete(self, res: Resource, old: Obj) -> Obj:
+    def _delete(self, res: Resource, old: Obj, *, finalized: bool = False) -> Obj:
+        """DELETE: an object with finalizers only gets a deletionTimestamp (a MODIFIED event) and
+        goes when an update removes the last finalizer, as on a real API server."""
         meta = old["metadata"]
+        if meta.get("finalizers") and not finalized:
+            if meta.get("deletionTimestamp"):
+                return copy.deepcopy(old)
+            marked = copy.deepcopy(old)
+            marked["metadata"]["deletionTimestamp"] = _now()
+            self.version += 1
+            marked["metadata"]["resourceVersion"] = str(self.version)
+            self.store[self._key(res, meta.get("namespace"), meta["name"])] = marked
+            self._record("MODIFIED", res, old, marked)
+            return copy.deepcopy(marked)
         del self.store[self._key(res, meta.get("namespace"), meta["name"])]
         self.version += 1
         gone = copy.deepcopy(old)
