@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from generator.inject import engine
 from generator.kube import namespaces
 from generator.base.errors import ConfigError, ReviewError
+
+if TYPE_CHECKING:
+    from generator.inject.review import NamespaceLabels
+    from generator.values.config import Config
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -141,7 +145,7 @@ def _values_only(args: argparse.Namespace) -> int:
     return _check_config_entries(args, settings)
 
 
-def _check_config_entries(args: argparse.Namespace, settings) -> int:
+def _check_config_entries(args: argparse.Namespace, settings: Config) -> int:
     from generator.entrycontroller import offline
 
     docs = _read_docs(args)
@@ -169,7 +173,7 @@ def _read_docs(args: argparse.Namespace) -> list | None:
     return None
 
 
-def _explain(args: argparse.Namespace, config, labels) -> int:
+def _explain(args: argparse.Namespace, config: Config, labels: NamespaceLabels) -> int:
     from generator.inject import explain
 
     docs = _read_docs(args)
@@ -183,7 +187,7 @@ def _explain(args: argparse.Namespace, config, labels) -> int:
     return explain.exit_code(reports)
 
 
-def _review(args: argparse.Namespace, config, labels) -> int:
+def _review(args: argparse.Namespace, config: Config, labels: NamespaceLabels) -> int:
     from generator.inject.review import parse_review, review
 
     try:
@@ -200,7 +204,7 @@ def _review(args: argparse.Namespace, config, labels) -> int:
     return EXIT_OK
 
 
-def _inject(args: argparse.Namespace, config, labels) -> int:
+def _inject(args: argparse.Namespace, config: Config, labels: NamespaceLabels) -> int:
     from generator.inject.workloads import inject_stream
     from generator.base.yamlio import dump_stream
 

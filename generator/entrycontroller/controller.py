@@ -167,7 +167,7 @@ class ConfigEntryController:
 
     # -- webhooks (every replica) --
 
-    def _existing(self, kind: Kind) -> list[Mapping[str, Any]]:
+    def _existing(self, kind: Kind) -> list[dict[str, Any]]:
         return self.caches[kind.plural].values()
 
     def _handler(self, kind: Kind) -> Any:

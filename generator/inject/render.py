@@ -21,7 +21,8 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Mapping
 
 import jinja2
 import jinja2.sandbox
@@ -31,6 +32,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from generator.base import paths
 from generator.base.podcontract import TEMPLATE_CONSTANTS
 from generator.base.errors import ConfigError, InjectorFault, PodError
+
+if TYPE_CHECKING:
+    from generator.inject.plan import Plan
+    from generator.values.config import Config
 
 BUILTIN: dict[str, str] = {
     "consul-connect-inject-data": "consul-connect-inject-data.yaml.j2",
@@ -91,7 +96,7 @@ class Injected:
     size: int = 0  # characters of rendered text: about the JSON size of what is added
 
 
-def context(config, plan, pod: Mapping[str, Any]) -> dict[str, Any]:
+def context(config: Config, plan: Plan, pod: Mapping[str, Any]) -> dict[str, Any]:
     """The documented template context (see the module docstring)."""
     return {"config": config, "plan": plan, "pod": pod, "values": config.values, "const": CONST}
 
@@ -171,7 +176,7 @@ class Templates:
         if problems:
             raise ConfigError(problems)
 
-    def _source(self, name: str):
+    def _source(self, name: str) -> tuple[str, str, Callable[[], bool]] | None:
         if name in self.overrides:
             return self.overrides[name], name, lambda: True
         if name in BUILTIN:
@@ -209,7 +214,7 @@ class Templates:
         """User-named templates (not replacing a built-in), selectable per pod by annotation."""
         return tuple(name for name in self.overrides if name not in BUILTIN)
 
-    def inject(self, config, plan, pod: Mapping[str, Any]) -> "Injected":
+    def inject(self, config: Config, plan: Plan, pod: Mapping[str, Any]) -> "Injected":
         """The objects to add to `pod`, in the order the reference adds them, then the extras."""
         ctx = context(config, plan, pod)
         sizes: list[int] = []
@@ -247,7 +252,7 @@ class Templates:
             raise PodError(f"{self._where(name)}: {problem}")
         return obj
 
-    def check(self, config) -> None:
+    def check(self, config: Config) -> None:
         """Render every template against sample pods so runtime errors surface at start-up."""
         from generator.inject.samples import sample_contexts
 

@@ -12,13 +12,17 @@ import copy
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import jsonpatch
 
 from generator.inject import serviceaccount
 from generator.inject.annotations import PREFIX, TABLE
 from generator.base.podcontract import ADMISSION_API_VERSIONS
+
+if TYPE_CHECKING:
+    from generator.inject.review import NamespaceLabels
+    from generator.values.config import Config
 
 # Where each workload kind keeps its pod template.
 TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
@@ -127,13 +131,14 @@ def misplaced_warnings(obj: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def local_reviewer(config, labels) -> Reviewer:
+def local_reviewer(config: Config, labels: NamespaceLabels) -> Reviewer:
     from generator.inject.review import review
 
     return lambda request: review(request, config, labels).review
 
 
-def inject_stream(docs: list[Any], config, namespace: str | None, labels, reviewer: Reviewer | None = None) -> Outcome:
+def inject_stream(docs: list[Any], config: Config, namespace: str | None, labels: NamespaceLabels,
+                  reviewer: Reviewer | None = None) -> Outcome:
     """Inject every pod and pod template in `docs`.
 
     `reviewer` answers each AdmissionReview; by default it is the in-process `review()`. Tests pass

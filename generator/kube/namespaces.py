@@ -6,7 +6,7 @@ same way the webhook reads them from its watched cache.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Callable, Mapping
 
 from generator.base.errors import ConfigError
 from generator.base.yamlio import read_stream
@@ -36,6 +36,6 @@ def load_labels(path: str | None) -> dict[str, dict[str, str]]:
     return out
 
 
-def lookup(labels: Mapping[str, Mapping[str, str]]):
+def lookup(labels: Mapping[str, Mapping[str, str]]) -> Callable[[str], Mapping[str, str]]:
     """A `namespace → labels` function for review(); unknown namespaces have no labels."""
     return lambda namespace: labels.get(namespace, {})

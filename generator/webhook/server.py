@@ -289,6 +289,7 @@ class _CountedSocket(socket.socket):
     """An accepted connection that leaves its listener's count when closed."""
 
     __slots__ = ("limit",)
+    limit: ConnectionLimit | None
 
     def close(self) -> None:
         limit = getattr(self, "limit", None)
@@ -303,6 +304,7 @@ class _LimitedListener(socket.socket):
     (asyncio's accept loop calls it; BlockingIOError, when none is waiting, ends that loop)."""
 
     __slots__ = ("limit",)
+    limit: ConnectionLimit
 
     def accept(self) -> tuple[socket.socket, Any]:
         while True:
@@ -323,7 +325,7 @@ def _listen(address: Address, limit: ConnectionLimit, backlog: int) -> list[sock
     try:
         for family, kind, proto, _, sockaddr in dict.fromkeys(infos):
             try:
-                sock = _LimitedListener(family, kind, proto)
+                sock: _LimitedListener = _LimitedListener(family, kind, proto)
             except OSError:  # e.g. IPv6 disabled in the kernel: serve the other families
                 continue
             sockets.append(sock)
@@ -335,8 +337,8 @@ def _listen(address: Address, limit: ConnectionLimit, backlog: int) -> list[sock
             sock.listen(backlog)
             sock.setblocking(False)
     except OSError:
-        for sock in sockets:
-            sock.close()
+        for opened in sockets:
+            opened.close()
         raise
     if not sockets:
         raise OSError(f"no usable address for {address}")
@@ -363,7 +365,7 @@ class _LimitedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         extra = {"ssl_handshake_timeout": TLS_HANDSHAKE_TIMEOUT} if self._ssl_context else {}
-        self._server = await asyncio.get_running_loop().create_server(
+        self._server = await asyncio.get_running_loop().create_server(  # type: ignore[call-overload]
             server, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog, **extra)
 
 
