@@ -27,6 +27,11 @@ VALUE_SETS = {
     "existing-secret": [ENABLED, {"connectInject": {"webhook": {"tls": {
         "mode": "secret", "secretName": "my-cert", "caBundle": base64.b64encode(b"-----BEGIN CERTIFICATE-----").decode()}}}}],
     "tls-no-auto-encrypt": [ENABLED, {"global": {"tls": {"enabled": True}}}],
+    "controller-only": {"controller": {"enabled": True}},
+    "controller-cert-manager": [ENABLED, {"controller": {"enabled": True, "replicas": 2,
+                                                         "webhook": {"tls": {"mode": "certManager"}}}}],
+    "controller-existing-secret": [{"controller": {"enabled": True, "webhook": {"tls": {
+        "mode": "secret", "secretName": "my-cert", "caBundle": base64.b64encode(b"-----BEGIN CERTIFICATE-----").decode()}}}}],
 }
 # Kinds Kubernetes has no schema for (CRDs of cert-manager); everything else must validate.
 CRD_KINDS = {("cert-manager.io/v1", "Issuer"), ("cert-manager.io/v1", "Certificate")}
@@ -82,7 +87,7 @@ def test_every_object_validates_against_kubernetes_strict(values: str, kube: str
 
 def test_kitchen_sink_renders_every_kind() -> None:
     assert sorted(set(render(KITCHEN_SINK).kinds())) == [
-        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "Deployment", "MutatingWebhookConfiguration",
+        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration",
         "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount",
         "ValidatingWebhookConfiguration"]
 
@@ -120,3 +125,56 @@ def test_validity_days_sets_the_generated_certificate_lifetime() -> None:
     ca, cert = _generated_cert(rendered)
     for c in (ca, cert):
         assert (c.not_valid_after_utc - c.not_valid_before_utc).days in (29, 30)
+
+
+CONTROLLER = {"controller": {"enabled": True}}
+
+
+def _component(rendered, kind: str, component: str) -> dict:
+    (found,) = [o for o in rendered.objects if o["kind"] == kind and o["metadata"].get("labels", {}).get("component") == component]
+    return found
+
+
+def test_controller_certificate_is_signed_by_its_ca_bundle_for_its_service_names(helm: str | None) -> None:
+    """The controller's chart-mode certificate is its own (not the injector's), for its own Service."""
+    rendered = render([ENABLED, CONTROLLER], release="mesh", namespace="infra", helm=helm)
+    secret = rendered.get("Secret", "mesh-consul-controller-webhook-cert")
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    cert.verify_directly_issued_by(ca)
+    svc = "mesh-consul-controller-webhook"
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == [svc, f"{svc}.infra", f"{svc}.infra.svc", f"{svc}.infra.svc.cluster.local"]
+    config = _component(rendered, "MutatingWebhookConfiguration", "controller")
+    assert len(config["webhooks"]) == 10
+    for webhook in config["webhooks"]:
+        assert x509.load_pem_x509_certificate(base64.b64decode(webhook["clientConfig"]["caBundle"])) == ca
+        assert webhook["clientConfig"]["service"]["name"] == svc
+    injector_ca = base64.b64decode(rendered.get("Secret", "mesh-consul-connect-inject-webhook-cert")["data"]["ca.crt"])
+    assert x509.load_pem_x509_certificate(injector_ca) != ca
+    deployment = _component(rendered, "Deployment", "controller")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "certs")
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert rendered.get("Service", svc)["spec"]["selector"]["component"] == "controller"
+
+
+@pytest.mark.parametrize("values", ["enabled", "kitchen-sink"])
+def test_controller_without_the_injector_reads_the_same_values_configmap(values: str, helm: str | None) -> None:
+    """The controller alone gets the ConfigMap the injector's template would render (its
+    connectInject.enabled as the user set it), and mounts it."""
+    base = VALUE_SETS[values]
+    with_injector = render([base, CONTROLLER], helm=helm)
+    alone = render([base, CONTROLLER, {"connectInject": {"enabled": False}}], helm=helm)
+    assert not any(o["metadata"].get("labels", {}).get("component") == "connect-injector" for o in alone.objects)
+    (cm_with,) = [o for o in with_injector.objects if o["kind"] == "ConfigMap"]
+    (cm_alone,) = [o for o in alone.objects if o["kind"] == "ConfigMap"]
+    assert cm_alone["metadata"]["name"] == cm_with["metadata"]["name"]
+    assert cm_alone["metadata"]["labels"]["component"] == "controller"
+    json_with = json.loads(cm_with["data"]["values.json"])
+    json_alone = json.loads(cm_alone["data"]["values.json"])
+    assert json_alone["connectInject"].pop("enabled") is False
+    assert json_with["connectInject"].pop("enabled") is True
+    assert json_alone == json_with
+    deployment = _component(alone, "Deployment", "controller")
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == cm_alone["metadata"]["name"]

@@ -37,7 +37,8 @@ def test_another_component_gets_labels_the_webhook_selectors_do_not_match(tmp_pa
     (chart / "templates" / "zz-probe.yaml").write_text(PROBE)
     env = {**os.environ, "HELM_CONFIG_HOME": str(tmp_path / "c"), "HELM_CACHE_HOME": str(tmp_path / "k"),
            "HELM_DATA_HOME": str(tmp_path / "d")}
-    proc = subprocess.run([helm, "template", "consul", str(chart), "--set", "connectInject.enabled=true"],
+    proc = subprocess.run([helm, "template", "consul", str(chart), "--set", "connectInject.enabled=true",
+                           "--set", "controller.enabled=true", "--set", "controller.replicas=2"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
@@ -49,7 +50,7 @@ def test_another_component_gets_labels_the_webhook_selectors_do_not_match(tmp_pa
     pod_labels["probe"] = labels
     selectors = [(d["kind"], d["spec"]["selector"]) for d in docs if d["kind"] == "Service"]
     selectors += [(d["kind"], d["spec"]["selector"]["matchLabels"]) for d in docs if d["kind"] in ("Deployment", "PodDisruptionBudget")]
-    assert {s["component"] for _, s in selectors} == {"connect-injector", "endpoints-controller"}
+    assert {s["component"] for _, s in selectors} == {"connect-injector", "endpoints-controller", "controller"}
     for kind, selector in selectors:  # each selects the pods of exactly one Deployment
         selected = [name for name, pod in pod_labels.items() if all(pod.get(k) == v for k, v in selector.items())]
         assert len(selected) == 1 and selected[0] != "probe", (kind, selector, selected)

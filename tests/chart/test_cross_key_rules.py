@@ -32,7 +32,6 @@ CASES = {
     "reserved destination namespace": {"global": {"enableConsulNamespaces": True},
                                        "connectInject": {"consulNamespaces": {"consulDestinationNamespace": "system"}}},
     "reserved partition": {"global": {"enableConsulNamespaces": True, "adminPartitions": {"enabled": True, "name": "root"}}},
-    "controller": {"controller": {"enabled": True}},
 }
 
 

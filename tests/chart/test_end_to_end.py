@@ -87,7 +87,10 @@ class Webhook:
         self.env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST")}
         self.env["HOME"] = str(tmp_path)  # no kubeconfig: namespace labels are empty
         self.env.update(service_env or {})  # what the kubelet's service links would set
-        webhook = rendered.get("MutatingWebhookConfiguration")["webhooks"][0]
+        # The injector's (the kitchen sink also has the config-entry controller's).
+        (config,) = [o for o in rendered.objects if o["kind"] == "MutatingWebhookConfiguration"
+                     and o["metadata"].get("labels", {}).get("component") == "connect-injector"]
+        webhook = config["webhooks"][0]
         self.ca_pem = base64.b64decode(webhook["clientConfig"]["caBundle"]).decode()
         service = webhook["clientConfig"]["service"]
         self.server_name = f"{service['name']}.{service['namespace']}.svc"
