@@ -29,7 +29,7 @@ from yaml.resolver import BaseResolver
 _STR = "tag:yaml.org,2002:str"
 _Parser: Any
 try:  # libyaml's parser (C); PyYAML does not export it at the top level
-    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined,no-redef]
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _Parser = None
 
@@ -126,7 +126,7 @@ KubeConstructor.add_constructor("tag:yaml.org,2002:float", KubeConstructor.const
 
 
 if _Parser is not None:
-    class KubeLoader(_Parser, KubeConstructor, KubeResolver):  # type: ignore[misc,valid-type]
+    class KubeLoader(_Parser, KubeConstructor, KubeResolver):
         """libyaml's parser with Kubernetes' scalar rules."""
 
         def __init__(self, stream: str) -> None:

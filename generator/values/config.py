@@ -249,7 +249,8 @@ def load(
     return _build(values, release_name, env, resources, extra_args, ca_cert)
 
 
-def _build(values, release_name, env, resources, extra_args, ca_cert) -> Config:
+def _build(values: dict[str, Any], release_name: str, env: Mapping[str, str], resources: dict[str, Resources],
+           extra_args: tuple[str, ...] | None, ca_cert: str | None) -> Config:
     g = lambda path, default=None: _get(values, path, default)  # noqa: E731
     fullname = compute_fullname(values, release_name)
     dns_env_var = fullname.upper().replace("-", "_") + "_DNS_SERVICE_HOST"
