@@ -89,7 +89,6 @@ def test_schema_problems_name_the_path(sets, expected):
     (("client.enabled=false",), "client.enabled: clients must be enabled for connect injection"),
     (("global.enabled=false",), "client.enabled: clients must be enabled for connect injection"),
     (("client.grpc=false",), "client.grpc: client.grpc must be true for connect injection"),
-    (("controller.enabled=true",), "controller.enabled: the config-entry controller is not yet supported"),
     (("connectInject.sidecarProxy.resources.requests.cpu=50m", "connectInject.sidecarProxy.resources.limits.cpu=25m"),
      'connectInject.sidecarProxy.resources.requests.cpu: request must be <= limit: connectInject.sidecarProxy.resources.requests.cpu value of "50m" is greater than the connectInject.sidecarProxy.resources.limits.cpu value of "25m"'),
     (("connectInject.envoyExtraArgs=--a 'b",), "connectInject.envoyExtraArgs: cannot split"),
@@ -154,3 +153,10 @@ def test_template_that_renders_no_container_fails_at_load(tmp_path):
     values = tmp_path / "v.yaml"
     values.write_text(yaml.safe_dump({"connectInject": {"templates": {"consul-sidecar": "- just\n- a list\n"}}}))
     assert "must render a YAML map with a name" in _problems(files=[str(values)])[0]
+
+
+def test_the_config_entry_controller_is_accepted():
+    """controller.enabled (15 of 27 real users' Consul values files set it) installs the
+    config-entry controller: no longer refused by check-values, review or serve."""
+    config = engine.load([], ["controller.enabled=true", "connectInject.enabled=true"], environ={})
+    assert config.values["controller"]["enabled"] is True

@@ -314,8 +314,6 @@ def cross_key_problems(values: Mapping[str, Any]) -> list[str]:
     """The reference chart's `fail` guards, as `key: message` lines."""
     g = lambda path, default=None: _get(values, path, default)  # noqa: E731
     problems: list[str] = []
-    if g("controller.enabled"):
-        problems.append("controller.enabled: the config-entry controller is not yet supported by this chart; set controller.enabled=false")
     if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
         problems.append("client.enabled: clients must be enabled for connect injection")
     if g("client.grpc", True) is False:
