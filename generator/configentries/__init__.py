@@ -17,7 +17,7 @@ Usage:
 from __future__ import annotations
 
 from generator.configentries import (ingressgateway, mesh, partitionexports, proxydefaults, servicedefaults,
-                                     servicerouter, servicesplitter, terminatinggateway)
+                                     serviceresolver, servicerouter, servicesplitter, terminatinggateway)
 from generator.configentries.errors import ConfigEntryInvalid, FieldError
 from generator.configentries.kind import (API_VERSION, DATACENTER_KEY, GROUP, SOURCE_KEY, SOURCE_VALUE, VERSION,
                                           ConsulMeta, Kind, consul_namespace, crd, defaulted, defaulting_patch,
@@ -31,6 +31,7 @@ ALL: tuple[Kind, ...] = (
     terminatinggateway.KIND,
     servicesplitter.KIND,
     servicerouter.KIND,
+    serviceresolver.KIND,
     ingressgateway.KIND,
 )
 KINDS: dict[str, Kind] = {k.kind: k for k in ALL}
