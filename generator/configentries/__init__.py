@@ -17,7 +17,8 @@ Usage:
 from __future__ import annotations
 
 from generator.configentries import (ingressgateway, mesh, partitionexports, proxydefaults, servicedefaults,
-                                     serviceresolver, servicerouter, servicesplitter, terminatinggateway)
+                                     serviceintentions, serviceresolver, servicerouter, servicesplitter,
+                                     terminatinggateway)
 from generator.configentries.errors import ConfigEntryInvalid, FieldError
 from generator.configentries.kind import (API_VERSION, DATACENTER_KEY, GROUP, SOURCE_KEY, SOURCE_VALUE, VERSION,
                                           ConsulMeta, Kind, consul_namespace, crd, defaulted, defaulting_patch,
@@ -33,6 +34,7 @@ ALL: tuple[Kind, ...] = (
     servicerouter.KIND,
     serviceresolver.KIND,
     ingressgateway.KIND,
+    serviceintentions.KIND,
 )
 KINDS: dict[str, Kind] = {k.kind: k for k in ALL}
 BY_PLURAL: dict[str, Kind] = {k.plural: k for k in ALL}

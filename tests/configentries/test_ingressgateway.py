@@ -8,11 +8,13 @@ import copy
 import json
 
 import pytest
+import yaml
 
 from generator import configentries as ce
 from generator.entrycontroller import admission
 
 from .helpers import DC_META, message, resource
+from .test_samples import schema_errors
 
 KIND = ce.KINDS["IngressGateway"]
 SDS = {"clusterName": "cluster1", "certResource": "cert1"}
@@ -258,3 +260,49 @@ def test_webhook_refuses_an_invalid_gateway():
     assert response["status"]["message"] == ('ingressgateway.consul.hashicorp.com "gw" is invalid: '
                                              'spec.listeners[0].protocol: Invalid value: "udp": must be one of "tcp", '
                                              '"http", "http2", "grpc"')
+
+
+# --- resources as users write them (after the Consul docs) ---------------------------------------
+
+DOC_SAMPLES = yaml.safe_load_all("""
+apiVersion: consul.hashicorp.com/v1alpha1
+kind: IngressGateway
+metadata: {name: ingress-gateway}
+spec:
+  listeners:
+    - port: 8080
+      protocol: http
+      services:
+        - name: static-server
+---
+apiVersion: consul.hashicorp.com/v1alpha1
+kind: IngressGateway
+metadata: {name: ingress-gateway}
+spec:
+  tls:
+    enabled: true
+  listeners:
+    - port: 8080
+      protocol: http
+      services:
+        - name: api
+          hosts: ["api.example.com"]
+          requestHeaders:
+            add: {x-gateway: ingress}
+        - name: "*"
+    - port: 9999
+      protocol: tcp
+      gatewayTLSConfig:
+        enabled: true
+        gatewayTLSSDSConfig: {clusterName: sds-cluster, certResource: db.example.com}
+      services:
+        - name: db
+""")
+
+
+@pytest.mark.parametrize("sample", list(DOC_SAMPLES), ids=lambda s: str(len(s["spec"]["listeners"])))
+def test_doc_samples_pass_the_schema_and_the_webhook(sample):
+    assert schema_errors(sample) == []
+    assert message(sample) == ""
+    entry = ce.to_consul(KIND, sample, "dc1")
+    assert ce.matches_consul(KIND, sample, entry)
