@@ -40,7 +40,7 @@ from generator.webhook.tlsreload import CertReloader
 logger = logging.getLogger(LOGGER_NAME + ".controller.config-entries")
 
 LEASE = "consul.hashicorp.com"
-WORKERS = 4
+WORKERS = 8
 RETRY_BASE, RETRY_CAP = 0.2, 5.0  # the reference: 200 ms doubling, capped at 5 s
 MAX_BODY = 3 * 1024 * 1024
 K8S_TIMEOUT = 10
@@ -120,7 +120,7 @@ class ConfigEntryController:
         self.consul = consul
         self.is_leader = lambda: True
         self.reconciler = Reconciler(KubeResources(api, self.caches), consul, self.settings,
-                                     may_write=lambda: self.is_leader())
+                                     may_write=lambda: self.is_leader(), list_period=resync)
         self.workers = workers
         self.resync_period = resync
         self.queue: WorkQueue | None = None

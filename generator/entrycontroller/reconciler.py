@@ -10,6 +10,11 @@ Kubernetes writes are merge patches (the finalizer list, the status subresource)
 edit of the spec is never overwritten. Consul is written only when the entry differs
 (`matches_consul`): a no-change resync writes nothing anywhere.
 
+Where the reference GETs each entry on every reconcile, `EntryBook` lists each kind (per Consul
+namespace) once per `list_period` and keeps what it listed and what was written since: 2,000
+resources cost a few list requests rather than 2,000 reads, and an entry changed directly in Consul
+is still seen (and repaired) within a period, as the reference's 10-hour resync would.
+
 Deviation: a resource that fails validation (one that slipped past the webhook, e.g. created
 while it was not installed) is `Synced=False` with reason `InvalidResource` and the validation
 message, and Consul is not touched, where the reference sent it to Consul.
@@ -17,12 +22,15 @@ message, and Consul is not touched, where the reference sent it to Consul.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from generator.base.logs import LOGGER_NAME, log
 from generator.configentries import (DATACENTER_KEY, ConfigEntryInvalid, ConsulMeta, Kind, consul_namespace,
@@ -60,6 +68,42 @@ class Settings:
     cross_namespace_policy: str = ""
 
 
+class EntryBook:
+    """Consul's entries of each (kind, namespace), listed at most once per `period` seconds."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.entries: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        self.listed_at: dict[tuple[str, str], float] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def get(self, client: Any, consul_kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        where = (consul_kind, ns)
+        if time.monotonic() - self.listed_at.get(where, -math.inf) > self.period:
+            async with self._locks.setdefault(where, asyncio.Lock()):
+                if time.monotonic() - self.listed_at.get(where, -math.inf) > self.period:
+                    listed = await client.config_entries(consul_kind)
+                    self.entries[where] = {_entry_name(e): e for e in listed if isinstance(e, dict)}
+                    self.listed_at[where] = time.monotonic()
+        return self.entries.get(where, {}).get(name)
+
+    def wrote(self, consul_kind: str, ns: str, name: str, entry: dict[str, Any] | None) -> None:
+        held = self.entries.setdefault((consul_kind, ns), {})
+        if entry is None:
+            held.pop(name, None)
+        else:
+            held[name] = entry
+
+    def forget(self) -> None:
+        """After a Consul error: read again before trusting anything."""
+        self.listed_at.clear()
+
+
+def _entry_name(entry: Mapping[str, Any]) -> str:
+    kind = entry.get("Kind")
+    return "global" if kind == "proxy-defaults" else "mesh" if kind == "mesh" else str(entry.get("Name") or "")
+
+
 class SyncFailed(Exception):
     """The resource could not be synced now; the work queue retries it with backoff."""
 
@@ -78,11 +122,12 @@ def synced_status(obj: Mapping[str, Any]) -> str:
 
 class Reconciler:
     def __init__(self, resources: Resources, consul: Consul, settings: Settings,
-                 may_write: Callable[[], bool] = lambda: True) -> None:
+                 may_write: Callable[[], bool] = lambda: True, list_period: float = 300.0) -> None:
         self.resources = resources
         self.consul = consul
         self.settings = settings
         self.may_write = may_write
+        self.book = EntryBook(list_period)
         self._namespaces: set[str] = set()
 
     async def reconcile(self, kind: Kind, namespace: str, name: str) -> None:
@@ -120,6 +165,7 @@ class Reconciler:
             return
         try:
             await client.delete_config_entry(kind.consul_kind, consul_name)
+            self.book.wrote(kind.consul_kind, client.namespace, consul_name, None)
         except ConsulError as e:
             await self._failed(kind, obj, "False", CONSUL_AGENT_ERROR, f"deleting config entry from consul: {e}")
         log(logger, logging.INFO, "deletion from Consul successful", kind=kind.kind, name=consul_name)
@@ -141,11 +187,13 @@ class Reconciler:
         client = self.consul.local(ns)
         consul_name = kind.consul_name_of(resource)
         try:
-            entry = await client.config_entry(kind.consul_kind, consul_name)
+            entry = await self.book.get(client, kind.consul_kind, ns, consul_name)
         except ConsulError as e:
+            self.book.forget()
             await self._failed(kind, obj, "False", CONSUL_AGENT_ERROR, str(e))
         if entry is None:
             await self._create(kind, obj, client, ns, desired)
+            self.book.wrote(kind.consul_kind, ns, consul_name, desired)
             return
         source = str((entry.get("Meta") or {}).get(DATACENTER_KEY) or "")
         migrating = source != self.settings.datacenter
@@ -161,12 +209,14 @@ class Reconciler:
             log(logger, logging.INFO, "config entry does not match consul", kind=kind.kind, name=consul_name,
                 modify_index=entry.get("ModifyIndex"))
             await self._write(kind, obj, client, desired, "updating config entry in consul", "Unknown")
+            self.book.wrote(kind.consul_kind, ns, consul_name, desired)
             log(logger, logging.INFO, "config entry updated", kind=kind.kind, name=consul_name)
             return
         if migrating:
             log(logger, logging.INFO, "migrating config entry to be managed by Kubernetes", kind=kind.kind,
                 name=consul_name)
             await self._write(kind, obj, client, desired, "updating config entry in consul", "Unknown")
+            self.book.wrote(kind.consul_kind, ns, consul_name, desired)
             return
         if synced_status(obj) != "True":
             await self._synced(kind, obj)
@@ -189,6 +239,7 @@ class Reconciler:
         try:
             await client.set_config_entry(desired)
         except ConsulError as e:
+            self.book.forget()
             await self._failed(kind, obj, status_on_error, CONSUL_AGENT_ERROR, f"{what}: {e}")
         await self._synced(kind, obj)
 
@@ -197,7 +248,7 @@ class Reconciler:
     async def _synced(self, kind: Kind, obj: Mapping[str, Any]) -> None:
         await self._status(kind, obj, "True", "", "", synced_at=_now())
 
-    async def _failed(self, kind: Kind, obj: Mapping[str, Any], status: str, reason: str, message: str) -> None:
+    async def _failed(self, kind: Kind, obj: Mapping[str, Any], status: str, reason: str, message: str) -> NoReturn:
         """Record the failure (condition and Event) and raise SyncFailed for a retry."""
         log(logger, logging.WARNING, "sync failed" if status == "False" else "sync status unknown", kind=kind.kind,
             request=_request(obj), reason=reason, error=message)
