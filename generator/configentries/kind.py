@@ -15,6 +15,7 @@ from typing import Any, Callable
 import jsonpatch
 
 import generator.configentries.fields as F
+from generator.base import consulns
 from generator.configentries.errors import ConfigEntryInvalid, FieldError, invalid
 
 GROUP = "consul.hashicorp.com"
@@ -206,9 +207,9 @@ def consul_namespace(kind: Kind, resource: dict, consul_meta: ConsulMeta) -> str
         return entry_ns
     source = kind.mirroring_ns_of(resource)
     if not kind.global_resource and source != WILDCARD_NAMESPACE:
-        if not consul_meta.namespaces_enabled:
-            return ""
-        return consul_meta.prefix + source if consul_meta.mirroring else consul_meta.destination_namespace
+        return consulns.consul_namespace(source, enabled=consul_meta.namespaces_enabled,
+                                         destination=consul_meta.destination_namespace,
+                                         mirroring=consul_meta.mirroring, prefix=consul_meta.prefix)
     return source if consul_meta.namespaces_enabled else ""
 
 

@@ -10,7 +10,6 @@ from generator.consul.client import Consul, ConsulClient
 from generator.consul.config import ConsulAddress, ConsulConfig, TLSSettings, TokenSource
 from generator.consul.errors import (ConsulConfigError, ConsulError, ConsulResponseError, ConsulStatusError,
                                      ConsulTLSError, ConsulUnreachable)
-from generator.consul.namespaces import config_entry_namespace, consul_namespace
 from generator.consul.types import (CRITICAL, KIND_CONNECT_PROXY, MODE_TRANSPARENT, PASSING, WARNING,
                                     CheckRegistration, ExposePath, ProxyConfig, ServiceAddress, ServiceCheck,
                                     ServiceRegistration, Upstream)
@@ -19,4 +18,4 @@ __all__ = ["CRITICAL", "KIND_CONNECT_PROXY", "MODE_TRANSPARENT", "PASSING", "WAR
            "Consul", "ConsulAddress", "ConsulClient", "ConsulConfig", "ConsulConfigError", "ConsulError",
            "ConsulResponseError", "ConsulStatusError", "ConsulTLSError", "ConsulUnreachable", "ExposePath",
            "ProxyConfig", "ServiceAddress", "ServiceCheck", "ServiceRegistration", "TLSSettings", "TokenSource",
-           "Upstream", "config_entry_namespace", "consul_namespace"]
+           "Upstream"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from generator.base import consulns
+
 # Namespaces never reconciled, whatever the allow list says (reference §1.4.1; the webhook's own
 # list lacks local-path-storage).
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "local-path-storage"})
@@ -62,11 +64,9 @@ class Settings:
     def consul_namespace(self, k8s_namespace: str) -> str:
         """`namespaces.ConsulNamespace` (reference §5.1): "" without namespaces, else the mirrored
         name (even for `default`: prefix `k8s-` gives `k8s-default`), else the destination."""
-        if not self.enable_consul_namespaces:
-            return ""
-        if self.enable_mirroring:
-            return f"{self.mirroring_prefix}{k8s_namespace}"
-        return self.consul_destination_namespace
+        return consulns.consul_namespace(k8s_namespace, enabled=self.enable_consul_namespaces,
+                                         destination=self.consul_destination_namespace,
+                                         mirroring=self.enable_mirroring, prefix=self.mirroring_prefix)
 
     def query(self, consul_namespace: str) -> dict[str, str]:
         """Query parameters of every request about a service in `consul_namespace` (§1.5, §5.6)."""

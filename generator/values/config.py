@@ -20,7 +20,7 @@ import yamale
 import yaml
 
 from generator.values import chartkeys, helmvalues
-from generator.base import paths, quantity, shellwords, yamlio
+from generator.base import consulns, paths, quantity, shellwords, yamlio
 from generator.base.errors import ConfigError
 
 RESERVED_CONSUL_NAMES = ("system", "universal", "consul", "operator", "root")
@@ -88,11 +88,9 @@ class Config:
 
     def consul_namespace(self, k8s_namespace: str) -> str:
         """The Consul namespace a pod of `k8s_namespace` is registered in ("" without namespaces)."""
-        if not self.enable_namespaces:
-            return ""
-        if self.mirroring:
-            return f"{self.mirroring_prefix}{k8s_namespace}"
-        return self.destination_namespace
+        return consulns.consul_namespace(k8s_namespace, enabled=self.enable_namespaces,
+                                         destination=self.destination_namespace, mirroring=self.mirroring,
+                                         prefix=self.mirroring_prefix)
 
 
 def read_values_file(path: str | Path) -> dict:

@@ -13,7 +13,6 @@ import pytest
 
 from fakes.consul_agent import FakeConsul
 from generator.consul import Consul, ConsulStatusError, ConsulUnreachable
-from generator.consul.namespaces import config_entry_namespace
 
 from .test_fake_agent import call
 
@@ -151,22 +150,6 @@ async def test_injected_faults_and_an_unreachable_agent(fake: FakeConsul, consul
     await fake.up(0)
     assert await client.config_entry("service-defaults", "web") is not None
 
-
-def test_namespace_selection_follows_the_reference():
-    ent = {"enable_namespaces": True}
-    assert config_entry_namespace("", "kube", False, **ent, destination_namespace="other") == "other"
-    assert config_entry_namespace("", "kube", False, **ent, mirroring=True) == "kube"
-    assert config_entry_namespace("", "default", False, **ent, mirroring=True, mirroring_prefix="prefix-") \
-        == "prefix-default"
-    assert config_entry_namespace("", "kube", False, enable_namespaces=False, mirroring=True) == ""
-    assert config_entry_namespace("", "default", True, **ent, mirroring=True, mirroring_prefix="p-") == "default"
-    assert config_entry_namespace("", "*", False, **ent, mirroring=True) == "*"
-    assert config_entry_namespace("", "*", False, enable_namespaces=False) == ""
-    assert config_entry_namespace("dest", "kube", False, enable_namespaces=False) == "dest"  # the entry's own wins
-    assert config_entry_namespace("default", "kube", False, **ent, mirroring=True) == "default"
-
-
-# -- the fake's documented behaviour --
 
 async def test_kind_and_name_rules(fake: FakeConsul):
     assert await call(fake, "PUT", "/v1/config", body={"Name": "web"}) == \
