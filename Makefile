@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/load_server.py
 	$(PY) benchmarks/memory_worst_cases.py
 	$(PY) benchmarks/endpoints_controller.py
+	$(PY) benchmarks/config_entry_controller.py
 	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-enable --benchmark-columns=min,median,max,rounds --benchmark-sort=name
 
 # Regenerate tests/golden/*.injected.yaml after a deliberate behaviour change; review the diff.

@@ -188,3 +188,41 @@ async def test_the_webhook_defaults_validates_and_refuses_duplicate_names(env):
                 assert r.status == 400
     finally:
         assert await controller.stop() == 0
+
+
+async def test_two_replicas_share_the_lease_and_the_standby_takes_over(env):
+    api, consul, tmp, _ca = env
+    api.create(service_defaults("web"))
+    first = await start(api, consul, tmp)
+    await until(lambda: synced(api, "web").get("status") == "True")
+    second = await start(api, consul, tmp)
+    try:
+        lease = api.get("coordination.k8s.io/v1", "Lease", "consul", "consul.hashicorp.com")
+        assert lease is not None and lease["spec"]["holderIdentity"]
+        assert await first.stop() == 0  # releases the Lease
+        api.create(service_defaults("api"))
+        await until(lambda: synced(api, "api").get("status") == "True")
+        now = api.get("coordination.k8s.io/v1", "Lease", "consul", "consul.hashicorp.com")
+        assert now["spec"]["holderIdentity"] not in ("", lease["spec"]["holderIdentity"])
+    finally:
+        assert await second.stop() == 0
+
+
+async def test_consul_namespaces_mirroring_creates_the_namespace_with_the_cross_namespace_policy(tmp_path):
+    """Consul Enterprise in the fake (namespaces; ACL rules are not enforced)."""
+    ca = CA()
+    write_secret(tmp_path / "certs", ca.issue(hosts=("127.0.0.1",)))
+    async with FakeKubeAPI(resources=RESOURCES + CRDS) as api, FakeConsul(1, enterprise=True) as consul:
+        consul.add_policy("cross-namespace-policy")
+        api.create(service_defaults("web", namespace="shop"))
+        controller = await start(api, consul, tmp_path, "--no-leader-elect", "--set", "global.enableConsulNamespaces=true",
+                                 "--set", "connectInject.consulNamespaces.mirroringK8S=true",
+                                 "--set", "connectInject.consulNamespaces.mirroringK8SPrefix=k8s-",
+                                 "--set", "global.acls.manageSystemACLs=true")
+        try:
+            await until(lambda: synced(api, "web", "shop").get("status") == "True")
+            assert [p["Name"] for p in consul.namespaces["k8s-shop"]["ACLs"]["PolicyDefaults"]] == [
+                "cross-namespace-policy"]
+            assert consul.config_entry("service-defaults", "web", ns="k8s-shop")["Protocol"] == "http"
+        finally:
+            assert await controller.stop() == 0
