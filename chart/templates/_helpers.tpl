@@ -342,10 +342,9 @@ this render replaced the certificate; "" in certManager mode (cainjector sets it
 
 {{/*
 The config-entry controller (controller.enabled; a plain bool, no "-" as in the Consul chart):
-its Deployment, Service and ServiceAccount names. Its pods read the injector's values ConfigMap
-("<fullname>-connect-injector-config"), which controller-configmap.yaml renders when the injector's
-own template does not.
+its Deployment, Service, ServiceAccount, values ConfigMap and certificate Secret names.
 */}}
 {{- define "consul.controller.name" -}}{{ include "consul.fullname" . }}-controller{{- end -}}
+{{- define "consul.controller.configMap" -}}{{ include "consul.fullname" . }}-controller-config{{- end -}}
 {{- define "consul.controller.service" -}}{{ include "consul.fullname" . }}-controller-webhook{{- end -}}
 {{- define "consul.controller.certSecret" -}}{{ include "consul.webhookTLS.secret" (list . "controller") }}{{- end -}}

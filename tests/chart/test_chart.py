@@ -159,22 +159,35 @@ def test_controller_certificate_is_signed_by_its_ca_bundle_for_its_service_names
 
 
 @pytest.mark.parametrize("values", ["enabled", "kitchen-sink"])
-def test_controller_without_the_injector_reads_the_same_values_configmap(values: str, helm: str | None) -> None:
-    """The controller alone gets the ConfigMap the injector's template would render (its
-    connectInject.enabled as the user set it), and mounts it."""
-    base = VALUE_SETS[values]
-    with_injector = render([base, CONTROLLER], helm=helm)
-    alone = render([base, CONTROLLER, {"connectInject": {"enabled": False}}], helm=helm)
+def test_controller_values_configmap_is_the_injectors_plus_the_datacenter(values: str, helm: str | None,
+                                                                            tmp_path) -> None:
+    """The controller's ConfigMap holds the injector's keys (its connectInject.enabled as the user
+    set it) and global.datacenter, with or without the injector; the controller's settings come
+    from it as it loads it (`--values FILE --no-chart-defaults`)."""
+    from generator.entrycontroller.controller import settings_from
+    from generator.values import config as config_mod
+
+    base = [VALUE_SETS[values], CONTROLLER, {"global": {"datacenter": "dc7"}}]
+    with_injector = render(base, helm=helm)
+    alone = render([*base, {"connectInject": {"enabled": False}}], helm=helm)
     assert not any(o["metadata"].get("labels", {}).get("component") == "connect-injector" for o in alone.objects)
-    (cm_with,) = [o for o in with_injector.objects if o["kind"] == "ConfigMap"]
-    (cm_alone,) = [o for o in alone.objects if o["kind"] == "ConfigMap"]
-    assert cm_alone["metadata"]["name"] == cm_with["metadata"]["name"]
-    assert cm_alone["metadata"]["labels"]["component"] == "controller"
-    json_with = json.loads(cm_with["data"]["values.json"])
-    json_alone = json.loads(cm_alone["data"]["values.json"])
-    assert json_alone["connectInject"].pop("enabled") is False
-    assert json_with["connectInject"].pop("enabled") is True
-    assert json_alone == json_with
-    deployment = _component(alone, "Deployment", "controller")
-    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
-    assert volume["configMap"]["name"] == cm_alone["metadata"]["name"]
+    injector = json.loads(_component(with_injector, "ConfigMap", "connect-injector")["data"]["values.json"])
+    for rendered, enabled in ((with_injector, True), (alone, False)):
+        cm = _component(rendered, "ConfigMap", "controller")
+        assert cm["metadata"]["name"] == ("mesh" if values == "kitchen-sink" else "consul-consul") + "-controller-config"
+        controller = json.loads(cm["data"]["values.json"])
+        assert controller["global"].pop("datacenter") == "dc7"
+        assert controller["connectInject"].pop("enabled") is enabled
+        assert controller == {**injector, "connectInject": {k: v for k, v in injector["connectInject"].items() if k != "enabled"}}
+        deployment = _component(rendered, "Deployment", "controller")
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+        assert volume["configMap"]["name"] == cm["metadata"]["name"]
+        path = tmp_path / f"{enabled}.json"
+        path.write_text(cm["data"]["values.json"])
+        settings = settings_from(config_mod.load([path], chart_defaults=False,
+                                                   environ={"CONSUL_CACERT": str(ROOT / "tests" / "golden" / "consul-ca.pem")}))
+        assert settings.datacenter == "dc7"
+        if values == "kitchen-sink":  # namespaces, mirroring, partition and ACLs from the chart's values
+            assert settings.consul_meta.mirroring and settings.consul_meta.prefix == "k8s-"
+            assert settings.consul_meta.partition == "default"
+            assert settings.cross_namespace_policy == "cross-namespace-policy"

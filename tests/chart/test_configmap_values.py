@@ -49,8 +49,15 @@ SECRETS = {
 MARKERS = sorted({w for w in json.dumps(SECRETS).replace('"', " ").replace(",", " ").split() if w.startswith("marker-")})
 
 
+def injector_configmap(rendered) -> dict:
+    """The injector's values ConfigMap (the kitchen sink also has the config-entry controller's)."""
+    (found,) = [o for o in rendered.objects if o["kind"] == "ConfigMap"
+                and o["metadata"].get("labels", {}).get("component") == "connect-injector"]
+    return found
+
+
 def values_json(rendered) -> dict:
-    return json.loads(rendered.get("ConfigMap")["data"]["values.json"])
+    return json.loads(injector_configmap(rendered)["data"]["values.json"])
 
 
 @pytest.mark.parametrize("base", ["enabled", "kitchen-sink"])
@@ -97,7 +104,7 @@ def test_the_engine_injects_the_golden_pods_from_the_configmap(case: golden_case
         case_values = helmvalues.merge(case_values, helmvalues.parse_set(expr))
     rendered = render([ENABLED, case_values, SECRETS], helm=helm)
     values_file = tmp_path / "values.json"
-    values_file.write_text(rendered.get("ConfigMap")["data"]["values.json"])
+    values_file.write_text(injector_configmap(rendered)["data"]["values.json"])
     assert _inject(values_file, case) == case.expected_path.read_text()
 
 
@@ -118,7 +125,7 @@ def test_the_kitchen_sink_injects_the_same_from_the_configmap_as_from_the_whole_
     kitchen_sink.write_text(json.dumps(merge_values(CHART / "ci" / "kitchen-sink-values.yaml", extra)))
     rendered = render([kitchen_sink, SECRETS], helm=helm)
     values_file = tmp_path / "values.json"
-    values_file.write_text(rendered.get("ConfigMap")["data"]["values.json"])
+    values_file.write_text(injector_configmap(rendered)["data"]["values.json"])
     case = golden_cases.Case("kitchen-sink", golden_cases.GOLDEN / "docs-examples-sa-token.yaml", namespace="apps",
                              env={"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem"),
                                   "MESH_DNS_SERVICE_HOST": "10.96.0.53"})
