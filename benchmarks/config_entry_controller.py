@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from generator.configentries import ALL  # noqa: E402
+from benchmarks.procstat import peak_rss_mib  # noqa: E402
 from tests.fakes.consul_agent import FakeConsul  # noqa: E402
 from tests.fakes.kube_api import RESOURCES, FakeKubeAPI, Resource  # noqa: E402
 
@@ -49,13 +50,6 @@ def all_synced(api: FakeKubeAPI, total: int) -> bool:
             conditions = (obj.get("status") or {}).get("conditions") or []
             done += bool(conditions and conditions[0].get("status") == "True")
     return done == total
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def main() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.procstat import peak_rss_mib  # noqa: E402
 from tests.fakes.consul_agent import FakeConsul  # noqa: E402
 from tests.fakes.kube_api import FakeKubeAPI  # noqa: E402
 
@@ -69,13 +70,6 @@ def counts(consul: FakeConsul) -> tuple[int, int, int]:
     services = sum(len(a.services) for a in consul.agents)
     ttl = [c for a in consul.agents for c in a.checks.values() if c["CheckID"].endswith("/kubernetes-health-check")]
     return services, len(ttl), sum(1 for c in ttl if c["Status"] == "critical")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 async def main() -> None:

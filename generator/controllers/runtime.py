@@ -31,6 +31,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from generator.base.logs import LOGGER_NAME, log
 from generator.kube.leader import AlwaysLeader, ElectionTiming, LeaderElector, LeaderMetrics
+from generator.kube.workqueue import WorkQueue
 from generator.webhook.server import Address, parse_address
 
 logger = logging.getLogger(LOGGER_NAME + ".controller")
@@ -133,6 +134,28 @@ class HealthServer:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+async def synced_or_stopped(caches: Sequence[Any], stop: asyncio.Event) -> bool:
+    """Wait until every cache has listed once (True), or until `stop` is set (False). As
+    controller-runtime, no reconcile runs before: an object not yet seen would look deleted."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in caches))),
+                                        asyncio.ensure_future(stop.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
+    return not stop.is_set()
+
+
+async def drive(queue: WorkQueue, keys: Callable[[], list[str]], resync_period: float, stop: asyncio.Event) -> None:
+    """Lead with `queue`: every key now and every `resync_period`, until `stop`; then let the
+    reconciles in flight finish (30 s at most)."""
+    queue.start()
+    for key in keys():
+        queue.add(key)
+    queue.resync(resync_period, keys)
+    await stop.wait()
+    await queue.shutdown(timeout=30)
 
 
 def elector_for(args: argparse.Namespace, controller: Controller, namespace: str,

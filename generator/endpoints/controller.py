@@ -289,24 +289,15 @@ class EndpointsController:
         self.reconciler.book = type(self.reconciler.book)()  # a new leader trusts nothing it knew
         # As controller-runtime: no reconcile before every cache has listed once (a pod not yet
         # seen would look "not injected" and its instance would be deregistered).
-        waits: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in self.caches.all))),
-            asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
-        if stop.is_set():
+        if not await runtime.synced_or_stopped(list(self.caches.all), stop):
             return
         queue = WorkQueue("endpoints", self._reconcile, workers=self.workers,
                           rate_limiter=RateLimiter(RETRY_BASE, RETRY_CAP), metrics=self._queue_metrics)
         self.queue = queue
-        queue.start()
-        for key in self.caches.endpoints.keys():
-            queue.add(key)
-        queue.resync(self.resync_period, self.caches.endpoints.keys)
-        await stop.wait()
-        self.queue = None
-        await queue.shutdown(timeout=30)
+        try:
+            await runtime.drive(queue, self.caches.endpoints.keys, self.resync_period, stop)
+        finally:
+            self.queue = None
 
     async def _reconcile(self, key: str) -> None:
         await self.reconciler.reconcile(key)

@@ -37,6 +37,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from generator.base import gostr
 from generator.endpoints import probes, upstreams
 from generator.endpoints.errors import (BadAnnotation, BadNamespaceLabel, BadPodSpec, MissingService,
                                         RegistrationError)
@@ -559,26 +560,6 @@ def services_filter(k8s_service: str, k8s_namespace: str) -> str:
             f"Meta[{go_quote(META_MANAGED_BY)}] == {go_quote(MANAGED_BY)}")
 
 
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-               '"': '\\"', "\\": "\\\\"}
-
-
 def go_quote(text: str) -> str:
-    """Go's strconv.Quote: printable characters as they are, the rest escaped."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif char.isprintable() and not 0xD800 <= code <= 0xDFFF:
-            out.append(char)
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append("\\ufffd")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
+    """Go's strconv.Quote (the filters quote values with %q)."""
+    return gostr.quote(text)

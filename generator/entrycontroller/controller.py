@@ -146,24 +146,15 @@ class ConfigEntryController:
         await self.reconciler.reconcile(BY_PLURAL[plural], namespace, name)
 
     async def lead(self, stop: asyncio.Event) -> None:
-        waits: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(asyncio.gather(*(c.wait_synced() for c in self.caches.values()))),
-            asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
-        if stop.is_set():
+        if not await runtime.synced_or_stopped(list(self.caches.values()), stop):
             return
         queue = WorkQueue("config-entries", self._reconcile, workers=self.workers,
                           rate_limiter=RateLimiter(RETRY_BASE, RETRY_CAP), metrics=self._queue_metrics)
         self.queue = queue
-        queue.start()
-        for key in self.keys():
-            queue.add(key)
-        queue.resync(self.resync_period, self.keys)
-        await stop.wait()
-        self.queue = None
-        await queue.shutdown(timeout=30)
+        try:
+            await runtime.drive(queue, self.keys, self.resync_period, stop)
+        finally:
+            self.queue = None
 
     # -- webhooks (every replica) --
 

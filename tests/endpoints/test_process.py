@@ -10,9 +10,7 @@ this test's event loop; the controller is a subprocess started as the chart star
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.consul_agent import FakeConsul
+from tests.processes import JsonLogProcess as Controller
 from tests.fakes.kube_api import FakeKubeAPI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,37 +62,6 @@ def endpoints(name: str, pods: list[dict[str, Any]], unready: tuple[str, ...] = 
             "subsets": [dict(subset, ports=[{"port": 8080}])] if subset else []}
 
 
-class Controller:
-    """The subprocess, its JSON log lines and its health port."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self.health_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                line = {"msg": raw.decode(errors="replace").rstrip()}
-            self.lines.append(line)
-            if "health_port" in line and not self.health_port.done():
-                self.health_port.set_result(int(line["health_port"]))
-
-    def said(self, text: str) -> bool:
-        return any(text in str(line.get("msg", "")) for line in self.lines)
-
-    async def stop(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), TIMEOUT)
-        await self._reader
-        return code
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[tuple[FakeKubeAPI, FakeConsul, Path]]:
     async with FakeKubeAPI() as api, FakeConsul(list(NODES.values()), nodes=list(NODES)) as consul:
@@ -113,7 +81,7 @@ async def start(kubeconfig: Path, consul: FakeConsul, *extra: str) -> Controller
         "--release-namespace", "consul", "--health-listen", "127.0.0.1:0", "--log-json",
         "--set", "connectInject.enabled=true", "--set", "connectInject.transparentProxy.defaultEnabled=false",
         *extra, env=env, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    return Controller(proc)
+    return Controller(proc, "health_port", TIMEOUT)
 
 
 async def test_converges_from_cold_follows_readiness_and_deletions_and_exits_0_on_sigterm(cluster):
@@ -196,7 +164,7 @@ async def test_consul_down_at_start_then_up(cluster):
     await consul.down("127.0.0.2")
     controller = await start(kubeconfig, consul, "--no-leader-elect")
     try:
-        await asyncio.wait_for(controller.health_port, TIMEOUT)
+        await asyncio.wait_for(controller.announced, TIMEOUT)
         await consul.wait_for(lambda: controller.said("Reconciler error"), TIMEOUT)
         await consul.up("127.0.0.2")
         await consul.wait_for(lambda: consul.agent("127.0.0.2").service("web-a-web") is not None, TIMEOUT)
@@ -215,7 +183,7 @@ async def test_two_replicas_share_one_lease_and_the_standby_takes_over(cluster):
     try:
         lease = api.get("coordination.k8s.io/v1", "Lease", "consul", "consul-controller-lock")
         assert lease is not None and lease["spec"]["holderIdentity"]
-        await asyncio.wait_for(second.health_port, TIMEOUT)
+        await asyncio.wait_for(second.announced, TIMEOUT)
         assert await first.stop() == 0  # releases the Lease: the standby takes over at its next try
         released = api.get("coordination.k8s.io/v1", "Lease", "consul", "consul-controller-lock")
         b = app_pod("web-b", "node-2", "10.1.0.2")

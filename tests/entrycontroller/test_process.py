@@ -11,9 +11,7 @@ its webhooks served over HTTPS with a test CA's certificate.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 import ssl
 import sys
 import uuid
@@ -28,6 +26,7 @@ from generator.configentries import ALL
 from generator.tools.devcerts import CA, write_secret
 from tests.fakes.consul_agent import FakeConsul
 from tests.fakes.kube_api import RESOURCES, FakeKubeAPI, Resource
+from tests.processes import JsonLogProcess as Controller
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20.0
@@ -39,32 +38,6 @@ DC = "dc1"
 def service_defaults(name: str, protocol: str = "http", namespace: str = "default", **meta: Any) -> dict[str, Any]:
     return {"apiVersion": GROUP_VERSION, "kind": "ServiceDefaults",
             "metadata": {"name": name, "namespace": namespace, **meta}, "spec": {"protocol": protocol}}
-
-
-class Controller:
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self.webhook_port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                line = {"msg": raw.decode(errors="replace").rstrip()}
-            self.lines.append(line)
-            if "webhook_port" in line and not self.webhook_port.done():
-                self.webhook_port.set_result(int(line["webhook_port"]))
-
-    async def stop(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(self.proc.wait(), TIMEOUT)
-        await self._reader
-        return code
 
 
 @pytest.fixture
@@ -84,7 +57,7 @@ async def start(api: FakeKubeAPI, consul: FakeConsul, tmp: Path, *extra: str) ->
         "--health-listen", "127.0.0.1:0", "--listen", "127.0.0.1:0", "--tls-cert-dir", str(tmp / "certs"),
         "--set", f"global.datacenter={DC}", *extra, env=env, cwd=ROOT,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    return Controller(proc)
+    return Controller(proc, "webhook_port", TIMEOUT)
 
 
 async def until(condition: Any, timeout: float = TIMEOUT) -> None:
@@ -159,7 +132,7 @@ async def test_the_webhook_defaults_validates_and_refuses_duplicate_names(env):
     api.create(service_defaults("web", namespace="other"))
     controller = await start(api, consul, tmp, "--no-leader-elect")
     try:
-        port = await asyncio.wait_for(controller.webhook_port, TIMEOUT)
+        port = await asyncio.wait_for(controller.announced, TIMEOUT)
         ctx = ssl.create_default_context(cadata=ca.cert_pem.decode())
         url = f"https://127.0.0.1:{port}/mutate-v1alpha1-servicedefaults"
 
