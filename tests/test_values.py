@@ -4,6 +4,7 @@ rules, and template overrides. Problems are `path: message` lines, before any po
 from __future__ import annotations
 
 import pytest
+from pathlib import Path
 import yaml
 
 from engine_helpers import container, inject, load_config, make_pod
@@ -160,3 +161,29 @@ def test_the_config_entry_controller_is_accepted():
     config-entry controller: no longer refused by check-values, review or serve."""
     config = engine.load([], ["controller.enabled=true", "connectInject.enabled=true"], environ={})
     assert config.values["controller"]["enabled"] is True
+
+
+def test_defaults_come_only_from_the_charts_values_yaml(tmp_path):
+    """Values merged without the chart's defaults (the chart's ConfigMap, `--no-chart-defaults`)
+    that lack a key get chart/values.yaml's default for it, not a Python copy: an empty file gives
+    the same settings as the chart's defaults. And no literal default is written in the values
+    layer (a copy would drift from the chart)."""
+    import ast
+    import dataclasses
+
+    from generator.values import config as values_config
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("{}\n")
+    bare = values_config.load([str(empty)], ["connectInject.enabled=true"], chart_defaults=False, environ={})
+    full = values_config.load([], ["connectInject.enabled=true"], environ={})
+    differing = [f.name for f in dataclasses.fields(full) if f.name != "values"
+                 and getattr(bare, f.name) != getattr(full, f.name)]
+    assert differing == []
+    tree = ast.parse(Path(values_config.__file__).read_text())
+    literal_defaults = [
+        node.lineno for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        and ((node.func.id == "_get" and len(node.args) == 3) or (node.func.id == "g" and len(node.args) == 2))
+        and isinstance(node.args[-1], (ast.Constant, ast.List)) and node.args[-1] is not node.args[0]]
+    assert literal_defaults == []

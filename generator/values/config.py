@@ -10,6 +10,7 @@ accept and refuse the same values with the same key named.
 from __future__ import annotations
 
 import json
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ def load(
     env = os.environ if environ is None else environ
     values = merged_values(values_files, sets, chart_defaults)
     problems = schema_problems(values, check_only)
-    chart_installs_injector = tristate(_get(values, "connectInject.enabled", False), _get(values, "global.enabled", True))
+    chart_installs_injector = tristate(setting(values, "connectInject.enabled"), setting(values, "global.enabled"))
     rules = cross_key_problems(values) if check_only is None or chart_installs_injector else []
     problems += [p for p in rules if p.split(":", 1)[0] not in {q.split(":", 1)[0] for q in problems}]
     if problems:  # every problem in one run: a typo must not hide a cross-key rule
@@ -249,10 +250,10 @@ def load(
 
 def _build(values: dict[str, Any], release_name: str, env: Mapping[str, str], resources: dict[str, Resources],
            extra_args: tuple[str, ...] | None, ca_cert: str | None) -> Config:
-    g = lambda path, default=None: _get(values, path, default)  # noqa: E731
+    g = functools.partial(setting, values)
     fullname = compute_fullname(values, release_name)
     dns_env_var = fullname.upper().replace("-", "_") + "_DNS_SERVICE_HOST"
-    metrics_default = g("connectInject.metrics.defaultEnabled", "-")
+    metrics_default = g("connectInject.metrics.defaultEnabled")
     auth_method = g("connectInject.overrideAuthMethodName") or (
         f"{fullname}-k8s-auth-method" if g("global.acls.manageSystemACLs") else ""
     )
@@ -263,39 +264,39 @@ def _build(values: dict[str, Any], release_name: str, env: Mapping[str, str], re
         consul_image=g("connectInject.imageConsul") or g("global.image"),
         consul_k8s_image=g("connectInject.image") or g("global.imageK8S"),
         envoy_image=g("global.imageEnvoy"),
-        default_inject=bool(g("connectInject.default", False)),
-        allow_namespaces=frozenset(g("connectInject.k8sAllowNamespaces", ["*"]) or []),
-        deny_namespaces=frozenset(g("connectInject.k8sDenyNamespaces", []) or []),
-        tproxy_default=bool(g("connectInject.transparentProxy.defaultEnabled", True)),
-        overwrite_probes_default=bool(g("connectInject.transparentProxy.defaultOverwriteProbes", True)),
+        default_inject=bool(g("connectInject.default")),
+        allow_namespaces=frozenset(g("connectInject.k8sAllowNamespaces") or []),
+        deny_namespaces=frozenset(g("connectInject.k8sDenyNamespaces") or []),
+        tproxy_default=bool(g("connectInject.transparentProxy.defaultEnabled")),
+        overwrite_probes_default=bool(g("connectInject.transparentProxy.defaultOverwriteProbes")),
         # The reference chart tests plain truthiness here: dns.enabled "-" counts as on.
         # "-" for enableRedirection (the Consul chart's default from v1.0.0) follows transparent proxy.
-        consul_dns_default=bool(g("dns.enabled", "-")) and tristate(g("dns.enableRedirection", False),
-                                                                    g("connectInject.transparentProxy.defaultEnabled", True)),
+        consul_dns_default=bool(g("dns.enabled")) and tristate(g("dns.enableRedirection"),
+                                                                    g("connectInject.transparentProxy.defaultEnabled")),
         dns_env_var=dns_env_var,
         dns_ip=env.get(dns_env_var) or None,
-        metrics_default=tristate(metrics_default, g("global.metrics.enabled", False)),
+        metrics_default=tristate(metrics_default, g("global.metrics.enabled")),
         metrics_default_key="global.metrics.enabled" if metrics_default == "-" else "connectInject.metrics.defaultEnabled",
-        merging_default=bool(g("connectInject.metrics.defaultEnableMerging", False)),
-        merged_metrics_port=int(g("connectInject.metrics.defaultMergedMetricsPort", 20100)),
-        prometheus_scrape_port=int(g("connectInject.metrics.defaultPrometheusScrapePort", 20200)),
-        prometheus_scrape_path=g("connectInject.metrics.defaultPrometheusScrapePath", "/metrics"),
+        merging_default=bool(g("connectInject.metrics.defaultEnableMerging")),
+        merged_metrics_port=int(g("connectInject.metrics.defaultMergedMetricsPort")),
+        prometheus_scrape_port=int(g("connectInject.metrics.defaultPrometheusScrapePort")),
+        prometheus_scrape_path=g("connectInject.metrics.defaultPrometheusScrapePath"),
         envoy_extra_args=extra_args,
         auth_method=auth_method,
-        enable_namespaces=bool(g("global.enableConsulNamespaces", False)),
+        enable_namespaces=bool(g("global.enableConsulNamespaces")),
         destination_namespace=g("connectInject.consulNamespaces.consulDestinationNamespace") or "default",
-        mirroring=bool(g("connectInject.consulNamespaces.mirroringK8S", False)),
+        mirroring=bool(g("connectInject.consulNamespaces.mirroringK8S")),
         mirroring_prefix=g("connectInject.consulNamespaces.mirroringK8SPrefix") or "",
         partition=(g("global.adminPartitions.name") or "default") if g("global.adminPartitions.enabled") else "",
-        openshift=bool(g("global.openshift.enabled", False)),
+        openshift=bool(g("global.openshift.enabled")),
         log_level=g("connectInject.logLevel") or g("global.logLevel") or "info",
-        log_json=bool(g("global.logJSON", False)),
+        log_json=bool(g("global.logJSON")),
         ca_cert=ca_cert,
         sidecar_resources=resources["sidecar"],
         init_resources=resources["init"],
         consul_sidecar_resources=resources["consul_sidecar"],
-        native_sidecar_default=bool(g("connectInject.sidecarProxy.nativeSidecar", False)),
-        image_override_namespaces=frozenset(g("connectInject.podOverrides.imageNamespaces", []) or []),
+        native_sidecar_default=bool(g("connectInject.sidecarProxy.nativeSidecar")),
+        image_override_namespaces=frozenset(g("connectInject.podOverrides.imageNamespaces") or []),
     )
 
 
@@ -310,13 +311,13 @@ def compute_fullname(values: Mapping[str, Any], release_name: str) -> str:
 
 def cross_key_problems(values: Mapping[str, Any]) -> list[str]:
     """The reference chart's `fail` guards, as `key: message` lines."""
-    g = lambda path, default=None: _get(values, path, default)  # noqa: E731
+    g = functools.partial(setting, values)
     problems: list[str] = []
-    if not tristate(g("client.enabled", "-"), g("global.enabled", True)):
+    if not tristate(g("client.enabled"), g("global.enabled")):
         problems.append("client.enabled: clients must be enabled for connect injection")
-    if g("client.grpc", True) is False:
+    if g("client.grpc") is False:
         problems.append("client.grpc: client.grpc must be true for connect injection")
-    namespaces = g("global.enableConsulNamespaces", False)
+    namespaces = g("global.enableConsulNamespaces")
     if g("connectInject.consulNamespaces.mirroringK8S") and not namespaces:
         problems.append("connectInject.consulNamespaces.mirroringK8S: global.enableConsulNamespaces must be true if mirroringK8S=true")
     if g("global.adminPartitions.enabled") and not namespaces:
@@ -352,7 +353,7 @@ def tristate(value: Any, inherited: Any) -> bool:
 
 def _resources(values: Mapping[str, Any], key: str, problems: list[str]) -> Resources:
     """Requests/limits from values (null fields left out), checked request ≤ limit."""
-    block = _get(values, key) or {}
+    block = setting(values, key) or {}
     out: dict[str, dict[str, str]] = {"requests": {}, "limits": {}}
     for kind in ("requests", "limits"):
         for res in ("cpu", "memory"):
@@ -400,6 +401,18 @@ def _ca_cert(values: Mapping[str, Any], env: Mapping[str, str], problems: list[s
     # Only the certificates, re-encoded, reach the init script's heredoc: text around them in the
     # file (comments, a stray "EOF" line) never does.
     return "".join(cert.public_bytes(Encoding.PEM).decode() for cert in certificates)
+
+
+@functools.lru_cache(maxsize=1)
+def chart_defaults() -> dict[str, Any]:
+    """chart/values.yaml: the one place a default is written (read once)."""
+    return read_values_file(paths.CHART_VALUES)
+
+
+def setting(values: Mapping[str, Any], dotted: str) -> Any:
+    """The value at `dotted`, else the chart's default for it (values merged without the chart's
+    defaults, or with a key deleted by `null`, fall back to chart/values.yaml, never to a copy)."""
+    return _get(values, dotted, _get(chart_defaults(), dotted))
 
 
 def _get(values: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
