@@ -44,6 +44,7 @@ WORKERS = 8
 RETRY_BASE, RETRY_CAP = 0.2, 5.0  # the reference: 200 ms doubling, capped at 5 s
 MAX_BODY = 3 * 1024 * 1024
 K8S_TIMEOUT = 10
+MAX_REMEMBERED_EVENTS = 10_000
 
 
 def settings_from(config: Any) -> Settings:
@@ -66,6 +67,7 @@ class KubeResources:
         self.custom = k8s.CustomObjectsApi(api)
         self.core = k8s.CoreV1Api(api)
         self.caches = caches
+        self._sent: dict[str, tuple[str, str]] = {}  # resource uid -> the failure last reported
 
     def get(self, kind: Kind, namespace: str, name: str) -> Mapping[str, Any] | None:
         return self.caches[kind.plural].get(cache_key(namespace, name))
@@ -83,13 +85,23 @@ class KubeResources:
 
     async def set_status(self, kind: Kind, obj: Mapping[str, Any], status: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
+        if status["conditions"][0]["status"] == "True":  # synced: a later failure is news again
+            self._sent.pop(str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"), None)
         updated = await self._call(self.custom.patch_namespaced_custom_object_status, GROUP, VERSION,
                                    meta.get("namespace"), kind.plural, meta.get("name"), {"status": status},
                                    _request_timeout=K8S_TIMEOUT, _content_type="application/merge-patch+json")
         self.caches[kind.plural].remember(updated)
 
     def event(self, kind: Kind, obj: Mapping[str, Any], reason: str, message: str) -> None:
+        """A Warning Event on the resource, once per distinct failure (a retry every 5 s of the same
+        failure, as for an externally managed entry, does not flood the namespace's Events)."""
         meta = obj.get("metadata") or {}
+        uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+        if self._sent.get(uid) == (reason, message):
+            return
+        self._sent[uid] = (reason, message)
+        if len(self._sent) > MAX_REMEMBERED_EVENTS:
+            self._sent.pop(next(iter(self._sent)))
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {"metadata": {"generateName": f"{meta.get('name')}.", "namespace": meta.get("namespace")},
                 "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": kind.kind, "name": meta.get("name"),
