@@ -86,8 +86,6 @@ class Settings:
     @classmethod
     def from_config(cls, config: Any) -> "Settings":
         """From the webhook's values `Config` (generator.values.config): the same keys mean the same."""
-        values = getattr(config, "values", {}) or {}
-        manage_acls = bool(_get(values, "global.acls.manageSystemACLs"))
         return cls(
             allow_namespaces=frozenset(config.allow_namespaces),
             deny_namespaces=frozenset(config.deny_namespaces),
@@ -95,7 +93,7 @@ class Settings:
             consul_destination_namespace=config.destination_namespace or DEFAULT_NAMESPACE,
             enable_mirroring=bool(config.mirroring),
             mirroring_prefix=config.mirroring_prefix or "",
-            cross_namespace_policy=CROSS_NAMESPACE_POLICY if manage_acls and config.enable_namespaces else "",
+            cross_namespace_policy=config.cross_namespace_policy,
             enable_partitions=bool(config.partition),
             partition=config.partition or "",
             tproxy_default=bool(config.tproxy_default),
@@ -122,12 +120,3 @@ def namespace_body(name: str, settings: Settings) -> dict[str, Any]:
         "ACLs": {"PolicyDefaults": policies, "RoleDefaults": None},
         "Meta": {"external-source": "kubernetes"},
     }
-
-
-def _get(values: Mapping[str, Any], path: str) -> Any:
-    node: Any = values
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(part)
-    return node

@@ -49,15 +49,11 @@ MAX_REMEMBERED_EVENTS = 10_000
 
 def settings_from(config: Any) -> Settings:
     """The reference's controller flags, from the same values keys as the chart passes them."""
-    values = config.values
-    acls = ((values.get("global") or {}).get("acls") or {}).get("manageSystemACLs")
     meta = ConsulMeta(partitions_enabled=bool(config.partition), partition=config.partition or "",
                       namespaces_enabled=config.enable_namespaces,
                       destination_namespace=config.destination_namespace or "default",
                       mirroring=config.mirroring, prefix=config.mirroring_prefix or "")
-    datacenter = str((values.get("global") or {}).get("datacenter") or "")
-    return Settings(datacenter=datacenter, consul_meta=meta,
-                    cross_namespace_policy="cross-namespace-policy" if acls and config.enable_namespaces else "")
+    return Settings(datacenter=config.datacenter, consul_meta=meta, cross_namespace_policy=config.cross_namespace_policy)
 
 
 class KubeResources:

@@ -75,6 +75,11 @@ class Config:
     mirroring: bool
     mirroring_prefix: str
     partition: str
+    # With managed ACLs and Consul namespaces, the policy the controllers attach to the Consul
+    # namespaces they create (the Consul chart's server-acl-init creates it), else "".
+    cross_namespace_policy: str
+    # global.datacenter: the config-entry controller stamps it into every entry's Meta.
+    datacenter: str
     openshift: bool
     log_level: str
     log_json: bool
@@ -92,6 +97,9 @@ class Config:
         return consulns.consul_namespace(k8s_namespace, enabled=self.enable_namespaces,
                                          destination=self.destination_namespace, mirroring=self.mirroring,
                                          prefix=self.mirroring_prefix)
+
+
+CROSS_NAMESPACE_POLICY = "cross-namespace-policy"  # the name the Consul chart's ACL setup gives it
 
 
 def read_values_file(path: str | Path) -> dict:
@@ -284,6 +292,9 @@ def _build(values: dict[str, Any], release_name: str, env: Mapping[str, str], re
         envoy_extra_args=extra_args,
         auth_method=auth_method,
         enable_namespaces=bool(g("global.enableConsulNamespaces")),
+        cross_namespace_policy=(CROSS_NAMESPACE_POLICY if g("global.acls.manageSystemACLs")
+                                and g("global.enableConsulNamespaces") else ""),
+        datacenter=str(g("global.datacenter") or ""),
         destination_namespace=g("connectInject.consulNamespaces.consulDestinationNamespace") or "default",
         mirroring=bool(g("connectInject.consulNamespaces.mirroringK8S")),
         mirroring_prefix=g("connectInject.consulNamespaces.mirroringK8SPrefix") or "",
