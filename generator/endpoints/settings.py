@@ -9,7 +9,7 @@ values keys), until the values layer grows an endpoints section of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from generator.base import consulns
 
@@ -18,7 +18,6 @@ from generator.base import consulns
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "local-path-storage"})
 WILDCARD = "*"
 DEFAULT_NAMESPACE = "default"
-CROSS_NAMESPACE_POLICY = "cross-namespace-policy"  # created by server-acl-init (reference §5.4)
 
 
 @dataclass(frozen=True)
