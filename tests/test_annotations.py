@@ -169,7 +169,9 @@ def test_known_annotations_and_service_meta_do_not_warn():
 def test_every_table_row_has_a_parser_or_is_written_or_removed():
     for spec in annotations.TABLE:
         assert spec.parse is not None or spec.kind in ("written", "removed"), spec.key
-        assert spec.doc and spec.default
+        assert spec.doc and spec.default_column
+        # One source for the README's Default: the values keys, or a text when no values key gives it.
+        assert bool(spec.values_keys) != bool(spec.default), spec.key
 
 
 def test_readme_annotation_table_is_generated_from_the_code():

@@ -1,9 +1,11 @@
 """The single table of `consul.hashicorp.com/` pod annotations the injector reads.
 
 Parsing, validation, unknown-key warnings (with a did-you-mean) and the README's annotation table
-all come from `TABLE`, so a new annotation is one row here. Values are parsed strictly: a value the
-reference would silently mangle or paste into a root shell script (reference D5, D6) is a 400 that
-names the annotation and the value.
+all come from `TABLE`. Each row names the `Annotations` field it fills (`parse()` returns that
+frozen dataclass: the plan reads attributes, never key strings) and the chart values its default
+comes from, so a new annotation is one row here plus its field (a test checks that they match).
+Values are parsed strictly: a value the reference would silently mangle or paste into a root shell
+script (reference D5, D6) is a 400 that names the annotation and the value.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import ipaddress
 import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Callable, Mapping
 
 from generator.base import quantity, shellwords
@@ -233,19 +236,42 @@ def parse_template_names(raw: str, _ports: PodPorts | None = None) -> tuple[str,
 
 @dataclass(frozen=True)
 class Spec:
-    """One annotation: how it is parsed and what the README says of it."""
+    """One annotation: the `Annotations` field it fills, how it is parsed, where its default comes
+    from and what the README says of it."""
 
     key: str
+    field: str  # the attribute of `Annotations` that parse() fills
     kind: str
-    default: str
     doc: str
-    parse: Callable[[str, PodPorts | None], Any] | None = None
+    parse: Callable[[str, PodPorts | None], Any] | None = None  # None: written by injection, or removed
+    # The chart values the default comes from (keys of chart/values.yaml); plan, explain and the
+    # README read them here.
+    values_keys: tuple[str, ...] = ()
+    default: str = ""  # the README's Default when no values key gives it
+    namespace_label: bool = False  # a namespace label of the same key comes before the values default
     empty_is_unset: bool = False
     removed: str = ""
 
     @property
     def full(self) -> str:
         return PREFIX + self.key
+
+    @property
+    def values_text(self) -> str:
+        """The values keys behind the default, as messages name them ("dns.enabled and dns.enableRedirection")."""
+        return " and ".join(self.values_keys)
+
+    @property
+    def default_column(self) -> str:
+        """The README's Default column."""
+        if not self.values_keys:
+            return self.default
+        keys = " and ".join(f"`{key}`" for key in self.values_keys)
+        return f"namespace label, then {keys}" if self.namespace_label else keys
+
+    def invalid(self, raw: Any, why: BadValue) -> str:
+        """The message for a value this annotation refuses (the same from parse() and decide)."""
+        return f'annotation "{self.full}" has invalid value {show(raw)}: {why}'
 
 
 _PROTOCOL_REMOVED = (
@@ -256,44 +282,49 @@ _SYNC_REMOVED = (
     'the "consul.hashicorp.com/connect-sync-period" annotation is no longer supported because '
     "consul-sidecar is no longer injected to periodically register services"
 )
+META_PREFIX = "service-meta-"
+_METRICS = "connectInject.metrics."
+_SIDECAR_RESOURCES = "connectInject.sidecarProxy.resources."
+_TPROXY = "connectInject.transparentProxy."
 
+# The rows other modules refer to are named where they are defined (NAME := Spec(...)), so a reader
+# names a row by attribute, never by a key string.
 TABLE: tuple[Spec, ...] = (
-    Spec("connect-inject", "bool", "`connectInject.default`", "Inject this pod (`true`) or never (`false`).", parse_bool),
-    Spec("connect-inject-status", "written", "set on injection", "`injected` once injected; a pod carrying it is not injected again."),
-    Spec("connect-service", "string", "the Kubernetes Service name", "Consul service name; with ACLs also passed to `connect-init` as `-service-name`.", parse_string),
-    Spec("connect-service-port", "port or port name", "first port of the first container (written if absent)", "Port the application listens on; also the default `service-metrics-port`.", parse_service_port, empty_is_unset=True),
-    Spec("connect-service-upstreams", "upstream list", "none", "Comma-separated `service:port[:datacenter]`, `service.namespace:port` or `prepared_query:name:port`; each service gets `<NAME>_CONNECT_SERVICE_HOST`/`_PORT` env vars.", parse_upstreams),
-    Spec("service-tags", "string", "none", "Comma-separated tags of the Consul service and its proxy.", parse_string),
-    Spec("connect-service-tags", "string", "none", "Deprecated alias of `service-tags` (appended after them).", parse_string),
-    Spec("service-meta-", "string", "none", "`service-meta-<key>`: meta `<key>` of the Consul service and its proxy.", parse_string),
-    Spec("sidecar-proxy-cpu-limit", "quantity", "`connectInject.sidecarProxy.resources.limits.cpu`", "CPU limit of `envoy-sidecar`.", parse_quantity),
-    Spec("sidecar-proxy-cpu-request", "quantity", "`connectInject.sidecarProxy.resources.requests.cpu`", "CPU request of `envoy-sidecar`.", parse_quantity),
-    Spec("sidecar-proxy-memory-limit", "quantity", "`connectInject.sidecarProxy.resources.limits.memory`", "Memory limit of `envoy-sidecar`.", parse_quantity),
-    Spec("sidecar-proxy-memory-request", "quantity", "`connectInject.sidecarProxy.resources.requests.memory`", "Memory request of `envoy-sidecar`.", parse_quantity),
-    Spec("envoy-extra-args", "arguments", "`connectInject.envoyExtraArgs`", "Extra Envoy arguments, split like a shell; replaces the values default (even when empty).", parse_args),
-    Spec("enable-metrics", "bool", "`connectInject.metrics.defaultEnabled`", "Envoy Prometheus listener and `prometheus.io/*` annotations.", parse_bool, empty_is_unset=True),
-    Spec("enable-metrics-merging", "bool", "`connectInject.metrics.defaultEnableMerging`", "Run `consul-sidecar` to serve Envoy and application metrics merged.", parse_bool, empty_is_unset=True),
-    Spec("merged-metrics-port", "port 1024-65535", "`connectInject.metrics.defaultMergedMetricsPort`", "Port of the merged metrics server.", parse_unprivileged_port, empty_is_unset=True),
-    Spec("prometheus-scrape-port", "port 1024-65535", "`connectInject.metrics.defaultPrometheusScrapePort`", "Port Prometheus scrapes (`prometheus.io/port`).", parse_unprivileged_port, empty_is_unset=True),
-    Spec("prometheus-scrape-path", "string", "`connectInject.metrics.defaultPrometheusScrapePath`", "Path Prometheus scrapes (`prometheus.io/path`).", parse_string, empty_is_unset=True),
-    Spec("service-metrics-port", "port or port name", "`connect-service-port`", "Port where the application serves its metrics (for merging).", parse_port, empty_is_unset=True),
-    Spec("service-metrics-path", "string", "`/metrics`", "Path where the application serves its metrics.", parse_string, empty_is_unset=True),
-    Spec("transparent-proxy", "bool", "namespace label, then `connectInject.transparentProxy.defaultEnabled`", "Redirect all pod traffic through Envoy.", parse_bool),
-    Spec("transparent-proxy-overwrite-probes", "bool", "`connectInject.transparentProxy.defaultOverwriteProbes`", "Point HTTP probes at Envoy-exposed ports 20300+i, 20400+i, 20500+i (transparent proxy only).", parse_bool),
-    Spec("transparent-proxy-exclude-inbound-ports", "port list", "none", "Inbound ports not redirected to Envoy.", parse_port_list),
-    Spec("transparent-proxy-exclude-outbound-ports", "port list", "none", "Outbound ports not redirected to Envoy.", parse_port_list),
-    Spec("transparent-proxy-exclude-outbound-cidrs", "CIDR list", "none", "Outbound addresses or CIDRs not redirected to Envoy.", parse_cidr_list),
-    Spec("transparent-proxy-exclude-uids", "UID list", "none", "User IDs whose traffic is not redirected.", parse_uid_list),
-    Spec("native-sidecar", "bool", "`connectInject.sidecarProxy.nativeSidecar`", "Inject `envoy-sidecar` (and `consul-sidecar`) as native sidecars: init containers with `restartPolicy: Always` (Kubernetes 1.29+), so Jobs complete.", parse_bool),
-    Spec("extra-templates", "template list", "none", "Comma-separated names of extra templates from `connectInject.templates` to apply after the built-ins, in order.", parse_template_names),
-    Spec("consul-dns", "bool", "namespace label, then `dns.enabled` and `dns.enableRedirection`", "Send the pod's DNS to Consul DNS (transparent proxy only).", parse_bool),
-    Spec("original-pod", "written", "set on injection", "The pod as received, as JSON (read by the endpoints controller)."),
-    Spec("consul-namespace", "written", "set with Consul namespaces", "The Consul namespace the pod is registered in."),
-    Spec("connect-service-protocol", "removed", "-", "Removed: a pod carrying it is refused.", removed=_PROTOCOL_REMOVED),
-    Spec("connect-sync-period", "removed", "-", "Removed: a pod carrying it is refused.", removed=_SYNC_REMOVED),
+    CONNECT_INJECT := Spec("connect-inject", "connect_inject", "bool", "Inject this pod (`true`) or never (`false`).", parse_bool, values_keys=("connectInject.default",)),
+    INJECT_STATUS := Spec("connect-inject-status", "connect_inject_status", "written", "`injected` once injected; a pod carrying it is not injected again.", default="set on injection"),
+    Spec("connect-service", "connect_service", "string", "Consul service name; with ACLs also passed to `connect-init` as `-service-name`.", parse_string, default="the Kubernetes Service name"),
+    CONNECT_SERVICE_PORT := Spec("connect-service-port", "connect_service_port", "port or port name", "Port the application listens on; also the default `service-metrics-port`.", parse_service_port, default="first port of the first container (written if absent)", empty_is_unset=True),
+    CONNECT_SERVICE_UPSTREAMS := Spec("connect-service-upstreams", "connect_service_upstreams", "upstream list", "Comma-separated `service:port[:datacenter]`, `service.namespace:port` or `prepared_query:name:port`; each service gets `<NAME>_CONNECT_SERVICE_HOST`/`_PORT` env vars.", parse_upstreams, default="none"),
+    Spec("service-tags", "service_tags", "string", "Comma-separated tags of the Consul service and its proxy.", parse_string, default="none"),
+    Spec("connect-service-tags", "connect_service_tags", "string", "Deprecated alias of `service-tags` (appended after them).", parse_string, default="none"),
+    SERVICE_META := Spec(META_PREFIX, "service_meta", "string", "`service-meta-<key>`: meta `<key>` of the Consul service and its proxy.", parse_string, default="none"),
+    SIDECAR_CPU_LIMIT := Spec("sidecar-proxy-cpu-limit", "sidecar_proxy_cpu_limit", "quantity", "CPU limit of `envoy-sidecar`.", parse_quantity, values_keys=(_SIDECAR_RESOURCES + "limits.cpu",)),
+    SIDECAR_CPU_REQUEST := Spec("sidecar-proxy-cpu-request", "sidecar_proxy_cpu_request", "quantity", "CPU request of `envoy-sidecar`.", parse_quantity, values_keys=(_SIDECAR_RESOURCES + "requests.cpu",)),
+    SIDECAR_MEMORY_LIMIT := Spec("sidecar-proxy-memory-limit", "sidecar_proxy_memory_limit", "quantity", "Memory limit of `envoy-sidecar`.", parse_quantity, values_keys=(_SIDECAR_RESOURCES + "limits.memory",)),
+    SIDECAR_MEMORY_REQUEST := Spec("sidecar-proxy-memory-request", "sidecar_proxy_memory_request", "quantity", "Memory request of `envoy-sidecar`.", parse_quantity, values_keys=(_SIDECAR_RESOURCES + "requests.memory",)),
+    Spec("envoy-extra-args", "envoy_extra_args", "arguments", "Extra Envoy arguments, split like a shell; replaces the values default (even when empty).", parse_args, values_keys=("connectInject.envoyExtraArgs",)),
+    ENABLE_METRICS := Spec("enable-metrics", "enable_metrics", "bool", "Envoy Prometheus listener and `prometheus.io/*` annotations.", parse_bool, values_keys=(_METRICS + "defaultEnabled",), empty_is_unset=True),
+    ENABLE_METRICS_MERGING := Spec("enable-metrics-merging", "enable_metrics_merging", "bool", "Run `consul-sidecar` to serve Envoy and application metrics merged.", parse_bool, values_keys=(_METRICS + "defaultEnableMerging",), empty_is_unset=True),
+    MERGED_METRICS_PORT := Spec("merged-metrics-port", "merged_metrics_port", "port 1024-65535", "Port of the merged metrics server.", parse_unprivileged_port, values_keys=(_METRICS + "defaultMergedMetricsPort",), empty_is_unset=True),
+    Spec("prometheus-scrape-port", "prometheus_scrape_port", "port 1024-65535", "Port Prometheus scrapes (`prometheus.io/port`).", parse_unprivileged_port, values_keys=(_METRICS + "defaultPrometheusScrapePort",), empty_is_unset=True),
+    Spec("prometheus-scrape-path", "prometheus_scrape_path", "string", "Path Prometheus scrapes (`prometheus.io/path`).", parse_string, values_keys=(_METRICS + "defaultPrometheusScrapePath",), empty_is_unset=True),
+    SERVICE_METRICS_PORT := Spec("service-metrics-port", "service_metrics_port", "port or port name", "Port where the application serves its metrics (for merging).", parse_port, default="`connect-service-port`", empty_is_unset=True),
+    Spec("service-metrics-path", "service_metrics_path", "string", "Path where the application serves its metrics.", parse_string, default="`/metrics`", empty_is_unset=True),
+    TRANSPARENT_PROXY := Spec("transparent-proxy", "transparent_proxy", "bool", "Redirect all pod traffic through Envoy.", parse_bool, values_keys=(_TPROXY + "defaultEnabled",), namespace_label=True),
+    OVERWRITE_PROBES := Spec("transparent-proxy-overwrite-probes", "transparent_proxy_overwrite_probes", "bool", "Point HTTP probes at Envoy-exposed ports 20300+i, 20400+i, 20500+i (transparent proxy only).", parse_bool, values_keys=(_TPROXY + "defaultOverwriteProbes",)),
+    Spec("transparent-proxy-exclude-inbound-ports", "transparent_proxy_exclude_inbound_ports", "port list", "Inbound ports not redirected to Envoy.", parse_port_list, default="none"),
+    Spec("transparent-proxy-exclude-outbound-ports", "transparent_proxy_exclude_outbound_ports", "port list", "Outbound ports not redirected to Envoy.", parse_port_list, default="none"),
+    Spec("transparent-proxy-exclude-outbound-cidrs", "transparent_proxy_exclude_outbound_cidrs", "CIDR list", "Outbound addresses or CIDRs not redirected to Envoy.", parse_cidr_list, default="none"),
+    Spec("transparent-proxy-exclude-uids", "transparent_proxy_exclude_uids", "UID list", "User IDs whose traffic is not redirected.", parse_uid_list, default="none"),
+    NATIVE_SIDECAR := Spec("native-sidecar", "native_sidecar", "bool", "Inject `envoy-sidecar` (and `consul-sidecar`) as native sidecars: init containers with `restartPolicy: Always` (Kubernetes 1.29+), so Jobs complete.", parse_bool, values_keys=("connectInject.sidecarProxy.nativeSidecar",)),
+    EXTRA_TEMPLATES := Spec("extra-templates", "extra_templates", "template list", "Comma-separated names of extra templates from `connectInject.templates` to apply after the built-ins, in order.", parse_template_names, default="none"),
+    CONSUL_DNS := Spec("consul-dns", "consul_dns", "bool", "Send the pod's DNS to Consul DNS (transparent proxy only).", parse_bool, values_keys=("dns.enabled", "dns.enableRedirection"), namespace_label=True),
+    ORIGINAL_POD := Spec("original-pod", "original_pod", "written", "The pod as received, as JSON (read by the endpoints controller).", default="set on injection"),
+    CONSUL_NAMESPACE := Spec("consul-namespace", "consul_namespace", "written", "The Consul namespace the pod is registered in.", default="set with Consul namespaces"),
+    Spec("connect-service-protocol", "connect_service_protocol", "removed", "Removed: a pod carrying it is refused.", default="-", removed=_PROTOCOL_REMOVED),
+    Spec("connect-sync-period", "connect_sync_period", "removed", "Removed: a pod carrying it is refused.", default="-", removed=_SYNC_REMOVED),
 )
 BY_KEY: dict[str, Spec] = {spec.key: spec for spec in TABLE}
-META_PREFIX = "service-meta-"
 
 # Annotations of later consul-k8s releases: known, so a user gets "not supported" instead of a typo hint.
 LATER: dict[str, str] = {
@@ -317,34 +348,104 @@ _KNOWN_KEYS = [spec.key for spec in TABLE if spec.key != META_PREFIX]
 OTHER_KNOWN = ("config-checksum",)
 
 
-class Parsed(dict):
-    """Annotation keys (without the prefix) to parsed values; absent or empty-means-unset
-    annotations are left out. `errors` holds, per key, why a value was refused: the plan decides
-    which are fatal (v0.37 never read some values in some configurations)."""
+@dataclass(frozen=True)
+class Annotations:
+    """A pod's `consul.hashicorp.com/` annotations, parsed: one attribute per TABLE row (its `field`),
+    None when the pod does not set it (or sets an empty-means-unset one to "", or sets a bad value:
+    `errors` says why). The plan decides which errors are fatal (v0.37 never read some values in
+    some configurations). Written and removed annotations hold their text as received."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: dict[str, str] = {}
+    connect_inject: bool | None = None
+    connect_inject_status: str | None = None
+    connect_service: str | None = None
+    connect_service_port: int | None = None
+    connect_service_upstreams: tuple[Upstream, ...] | None = None
+    service_tags: str | None = None
+    connect_service_tags: str | None = None
+    service_meta: Mapping[str, str] | None = None  # `service-meta-<key>`: <key> → value
+    sidecar_proxy_cpu_limit: str | None = None
+    sidecar_proxy_cpu_request: str | None = None
+    sidecar_proxy_memory_limit: str | None = None
+    sidecar_proxy_memory_request: str | None = None
+    envoy_extra_args: tuple[str, ...] | None = None
+    enable_metrics: bool | None = None
+    enable_metrics_merging: bool | None = None
+    merged_metrics_port: int | None = None
+    prometheus_scrape_port: int | None = None
+    prometheus_scrape_path: str | None = None
+    service_metrics_port: int | None = None
+    service_metrics_path: str | None = None
+    transparent_proxy: bool | None = None
+    transparent_proxy_overwrite_probes: bool | None = None
+    transparent_proxy_exclude_inbound_ports: tuple[str, ...] | None = None
+    transparent_proxy_exclude_outbound_ports: tuple[str, ...] | None = None
+    transparent_proxy_exclude_outbound_cidrs: tuple[str, ...] | None = None
+    transparent_proxy_exclude_uids: tuple[str, ...] | None = None
+    native_sidecar: bool | None = None
+    extra_templates: tuple[str, ...] | None = None
+    consul_dns: bool | None = None
+    original_pod: str | None = None
+    consul_namespace: str | None = None
+    connect_service_protocol: str | None = None
+    connect_sync_period: str | None = None
+    # Not annotations: why values were refused (row key → message, in the pod's order), and the
+    # pod's annotations as received (read-only; shared, not copied).
+    errors: Mapping[str, str] = dataclass_field(default_factory=dict)
+    raw: Mapping[str, str] = dataclass_field(default_factory=dict)
+
+    def given(self, spec: Spec) -> bool:
+        """Whether the pod carries the annotation at all (even empty, or with a bad value)."""
+        return spec.full in self.raw
 
 
-def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> Parsed:
+NOT_ANNOTATIONS = ("errors", "raw")  # the Annotations fields no TABLE row fills
+_UNSET: dict[str, Any] = {spec.field: None for spec in TABLE}
+
+
+def _annotations(values: dict[str, Any], errors: dict[str, str], raw: Mapping[str, str]) -> Annotations:
+    """An Annotations holding `values` (field → parsed value), every other field None.
+
+    The same object as `Annotations(**values, errors=errors, raw=raw)` (a test checks it), built
+    without the generated __init__: a frozen dataclass's __init__ sets each of the 35 fields through
+    object.__setattr__, which costs more than parsing a typical pod's annotations does."""
+    parsed = object.__new__(Annotations)
+    state = parsed.__dict__
+    state.update(_UNSET)
+    state.update(values)
+    state["errors"] = errors
+    state["raw"] = raw
+    return parsed
+
+
+def parse(annotations: Mapping[str, str], pod: Mapping[str, Any]) -> Annotations:
     """Parse every known annotation present, recording each bad key and value in `errors`."""
     ports = PodPorts(pod)
-    parsed = Parsed()
-    errors = parsed.errors
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    meta: dict[str, str] | None = None
     for full, raw in annotations.items():
         if not full.startswith(PREFIX):
             continue
-        spec = BY_KEY.get(full[len(PREFIX) :])
-        if spec is None or spec.parse is None or (spec.empty_is_unset and raw == ""):
+        key = full[len(PREFIX) :]
+        spec = BY_KEY.get(key)
+        if spec is None:
+            if key.startswith(META_PREFIX):
+                if meta is None:
+                    meta = values[SERVICE_META.field] = {}
+                meta[key[len(META_PREFIX) :]] = raw if isinstance(raw, str) else str(raw)
             continue
+        if spec.parse is None:  # written by injection, or removed (refused before parsing)
+            values[spec.field] = raw
+            continue
+        if spec is SERVICE_META or (spec.empty_is_unset and raw == ""):
+            continue  # a bare `service-meta-` has no meta key: an error, below
         try:
-            parsed[spec.key] = spec.parse(raw if isinstance(raw, str) else str(raw), ports)
+            values[spec.field] = spec.parse(raw if isinstance(raw, str) else str(raw), ports)
         except BadValue as exc:
-            errors[spec.key] = f'annotation "{full}" has invalid value {show(raw)}: {exc}'
-    if PREFIX + META_PREFIX in annotations:
-        errors[META_PREFIX] = f'annotation "{PREFIX}{META_PREFIX}" has no meta key after "{META_PREFIX}"'
-    return parsed
+            errors[spec.key] = spec.invalid(raw, exc)
+    if SERVICE_META.full in annotations:
+        errors[SERVICE_META.key] = f'annotation "{SERVICE_META.full}" has no meta key after "{META_PREFIX}"'
+    return _annotations(values, errors, annotations)
 
 
 def removed_error(annotations: Mapping[str, str]) -> str | None:
@@ -360,7 +461,7 @@ def unknown_warnings(annotations: Mapping[str, str], where: str = "") -> list[st
 
     Bounded: only the first MAX_UNKNOWN_WARNINGS keys are examined for a hint (difflib is
     quadratic in key length, and 60,000 keys once took 27 s); the rest are counted in one line."""
-    warnings = []
+    warnings: list[str] = []
     more = 0
     place = f" on {where}" if where else ""
     for full in annotations:
@@ -395,7 +496,7 @@ def markdown_table() -> str:
     rows = ["| Annotation | Type | Default | Meaning |", "|---|---|---|---|"]
     for spec in TABLE:
         name = f"`{spec.full}<key>`" if spec.key == META_PREFIX else f"`{spec.full}`"
-        rows.append(f"| {name} | {spec.kind} | {spec.default} | {spec.doc} |")
+        rows.append(f"| {name} | {spec.kind} | {spec.default_column} | {spec.doc} |")
     return "\n".join(rows)
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from generator.inject.annotations import PREFIX, BadValue, parse_bool, show
+from generator.inject.annotations import CONNECT_INJECT, INJECT_STATUS, BadValue, parse_bool
 from generator.values.config import Config
 from generator.base.errors import PodError
 
@@ -24,11 +24,11 @@ REASONS: dict[str, str] = {
     "kube-public": "pods in kube-public are never injected",
     "denied-namespace": "the namespace is in connectInject.k8sDenyNamespaces",
     "not-allowed-namespace": "the namespace is not in connectInject.k8sAllowNamespaces",
-    "already-injected": f"the pod already carries the {PREFIX}connect-inject-status annotation",
-    "annotation-false": f"the pod's {PREFIX}connect-inject annotation is false",
-    "annotation-true": f"the pod's {PREFIX}connect-inject annotation is true",
-    "default-on": f"connectInject.default is true and the pod has no {PREFIX}connect-inject annotation",
-    "default-off": f"connectInject.default is false and the pod has no {PREFIX}connect-inject annotation",
+    "already-injected": f"the pod already carries the {INJECT_STATUS.full} annotation",
+    "annotation-false": f"the pod's {CONNECT_INJECT.full} annotation is false",
+    "annotation-true": f"the pod's {CONNECT_INJECT.full} annotation is true",
+    "default-on": f"{CONNECT_INJECT.values_text} is true and the pod has no {CONNECT_INJECT.full} annotation",
+    "default-off": f"{CONNECT_INJECT.values_text} is false and the pod has no {CONNECT_INJECT.full} annotation",
 }
 
 
@@ -59,7 +59,10 @@ def _listing(names: frozenset[str]) -> str:
 
 
 def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> Decision:
-    """The reference's `shouldInject` (§2), steps 2-7; a bad `connect-inject` value is a PodError."""
+    """The reference's `shouldInject` (§2), steps 2-7; a bad `connect-inject` value is a PodError.
+
+    It reads the pod's annotations as received, through their TABLE rows: the decision comes
+    before parsing, which (with the size checks before it) is only done for pods to inject."""
     steps: list[Step] = []
 
     def done(inject: bool, reason: str, check: str, detail: str) -> Decision:
@@ -77,16 +80,17 @@ def decide(config: Config, namespace: str, annotations: Mapping[str, Any]) -> De
     if "*" not in config.allow_namespaces and namespace not in config.allow_namespaces:
         return done(False, "not-allowed-namespace", "allow list", f"{namespace} is not in connectInject.k8sAllowNamespaces {allow}")
     steps.append(Step("allow list", "continue", f"connectInject.k8sAllowNamespaces {allow} allows {namespace}"))
-    status = annotations.get(PREFIX + "connect-inject-status")
+    status = annotations.get(INJECT_STATUS.full)
     if status:
-        return done(False, "already-injected", "already injected", f'{PREFIX}connect-inject-status is "{status}"')
-    steps.append(Step("already injected", "continue", f"no {PREFIX}connect-inject-status annotation"))
-    raw = annotations.get(PREFIX + "connect-inject")
+        return done(False, "already-injected", "already injected", f'{INJECT_STATUS.full} is "{status}"')
+    steps.append(Step("already injected", "continue", f"no {INJECT_STATUS.full} annotation"))
+    raw = annotations.get(CONNECT_INJECT.full)
     if raw is not None:
         try:
             value = parse_bool(str(raw))
         except BadValue as exc:
-            raise PodError(f'annotation "{PREFIX}connect-inject" has invalid value {show(raw)}: {exc}') from None
-        return done(value, "annotation-true" if value else "annotation-false", "annotation", f'{PREFIX}connect-inject is "{raw}"')
+            raise PodError(CONNECT_INJECT.invalid(raw, exc)) from None
+        return done(value, "annotation-true" if value else "annotation-false", "annotation", f'{CONNECT_INJECT.full} is "{raw}"')
     reason = "default-on" if config.default_inject else "default-off"
-    return done(config.default_inject, reason, "default", f"no {PREFIX}connect-inject annotation; connectInject.default is {str(config.default_inject).lower()}")
+    return done(config.default_inject, reason, "default",
+                f"no {CONNECT_INJECT.full} annotation; {CONNECT_INJECT.values_text} is {str(config.default_inject).lower()}")

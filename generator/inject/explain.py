@@ -14,10 +14,12 @@ from typing import Any
 
 import jsonpatch
 
-from generator.inject.annotations import PREFIX
+from generator.inject.annotations import CONSUL_DNS, ENABLE_METRICS, TRANSPARENT_PROXY, Spec
 from generator.inject.patch import PROBES, upstream_env
 from generator.base.podcontract import INJECTED_NAMES
-from generator.inject.review import review
+from generator.values.config import Config
+from generator.inject.plan import Plan
+from generator.inject.review import NamespaceLabels, review
 from generator.inject.workloads import admission_request, misplaced_warnings, pod_sites
 
 EXIT_INJECTED, EXIT_DENIED, EXIT_SKIPPED = 0, 1, 3
@@ -36,7 +38,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
 
-def explain_stream(docs: list[Any], config, namespace: str | None, labels) -> list[Report]:
+def explain_stream(docs: list[Any], config: Config, namespace: str | None, labels: NamespaceLabels) -> list[Report]:
     """One report per pod or pod template in `docs`."""
     reports = []
     for doc in docs:
@@ -55,7 +57,7 @@ def explain_stream(docs: list[Any], config, namespace: str | None, labels) -> li
                 steps=[asdict(step) for step in decision.steps] if decision else [],
                 warnings=misplaced_warnings(site.obj) + list(result.warnings),
             )
-            if result.outcome == "injected":
+            if result.outcome == "injected" and result.plan is not None:  # an injected result has its plan
                 after = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
                 report.injected = _injected(pod, after, result.plan)
             reports.append(report)
@@ -66,7 +68,7 @@ def _names(pod: dict, field_: str) -> list[str]:
     return [item.get("name", "") for item in (pod.get("spec") or {}).get(field_) or []]
 
 
-def _injected(before: dict, after: dict, plan) -> dict[str, Any]:
+def _injected(before: dict, after: dict, plan: Plan) -> dict[str, Any]:
     """What injection adds, read off the patched pod, and the settings that shaped it."""
     # Injected names count even when the pod declared them (a per-pod override).
     added = {f: [n for n in _names(after, f) if n not in _names(before, f) or n in INJECTED_NAMES]
@@ -74,10 +76,10 @@ def _injected(before: dict, after: dict, plan) -> dict[str, Any]:
     env = [f"{e['name']}={e.get('value', '')}" for e in upstream_env(plan)]
     return {
         **added,
-        "transparentProxy": {"enabled": plan.tproxy, "source": _source(plan, "transparent-proxy")},
+        "transparentProxy": {"enabled": plan.tproxy, "source": _source(plan, TRANSPARENT_PROXY)},
         "overwriteProbes": plan.tproxy and plan.overwrite_probes and _has_http_probe(before),
-        "consulDNS": {"enabled": plan.consul_dns and plan.tproxy, "source": _source(plan, "consul-dns")},
-        "metrics": {"enabled": plan.metrics, "merging": plan.merging, "source": _source(plan, "enable-metrics"),
+        "consulDNS": {"enabled": plan.consul_dns and plan.tproxy, "source": _source(plan, CONSUL_DNS)},
+        "metrics": {"enabled": plan.metrics, "merging": plan.merging, "source": _source(plan, ENABLE_METRICS),
                     "scrapePort": plan.prometheus_scrape_port if plan.metrics else None},
         "nativeSidecar": plan.native_sidecar,
         "servicePort": plan.service_port,
@@ -94,20 +96,12 @@ def _has_http_probe(pod: dict) -> bool:
                for probe, _ in PROBES)
 
 
-# The values key behind each layered setting, for "decided by" in the report.
-VALUES_KEYS = {
-    "transparent-proxy": "connectInject.transparentProxy.defaultEnabled",
-    "consul-dns": "dns.enabled and dns.enableRedirection",
-    "enable-metrics": "connectInject.metrics.defaultEnabled",
-}
-
-
-def _source(plan, key: str) -> str:
-    """Which annotation, namespace label or values key decided a setting."""
-    where = plan.sources.get(key, "values")
+def _source(plan: Plan, row: Spec) -> str:
+    """Which annotation, namespace label or values key (the row's) decided a setting."""
+    where = plan.sources.get(row.key, "values")
     if where.startswith("values "):  # the plan named the values key itself
         return where
-    return f"values {VALUES_KEYS[key]}" if where == "values" else f"{where} {PREFIX}{key}"
+    return f"values {row.values_text}" if where == "values" else f"{where} {row.full}"
 
 
 def exit_code(reports: list[Report]) -> int:

@@ -12,16 +12,16 @@ import json
 from typing import Any, Iterable, Mapping
 
 from generator.inject import overrides as overrides_mod
-from generator.inject.annotations import PREFIX
+from generator.inject.annotations import CONNECT_SERVICE_PORT, CONSUL_NAMESPACE, INJECT_STATUS, ORIGINAL_POD, PREFIX
 from generator.base.errors import PodError
 from generator.inject.plan import Plan
 from generator.base.podcontract import INJECTED_NAMES
 from generator.inject.render import Injected
 
 PROBES = (("livenessProbe", 20300), ("readinessProbe", 20400), ("startupProbe", 20500))
-STATUS_KEY = PREFIX + "connect-inject-status"
+STATUS_KEY = INJECT_STATUS.full
 MANAGED_BY_KEY = PREFIX + "connect-inject-managed-by"
-ORIGINAL_POD_KEY = PREFIX + "original-pod"
+ORIGINAL_POD_KEY = ORIGINAL_POD.full
 MANAGED_BY = "consul-k8s-endpoints-controller"
 
 
@@ -70,13 +70,13 @@ def pod_annotations(original: str, plan: Plan, enable_namespaces: bool) -> dict[
     """The annotations injection writes, in a stable order (`original` from original_pod())."""
     out = {STATUS_KEY: "injected", ORIGINAL_POD_KEY: original}
     if plan.default_service_port is not None:
-        out[PREFIX + "connect-service-port"] = plan.default_service_port
+        out[CONNECT_SERVICE_PORT.full] = plan.default_service_port
     if plan.metrics:
         out["prometheus.io/scrape"] = "true"
         out["prometheus.io/port"] = str(plan.prometheus_scrape_port)
         out["prometheus.io/path"] = plan.prometheus_scrape_path
     if enable_namespaces:
-        out[PREFIX + "consul-namespace"] = plan.consul_namespace
+        out[CONSUL_NAMESPACE.full] = plan.consul_namespace
     return out
 
 

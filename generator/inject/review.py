@@ -148,7 +148,7 @@ def inject_ops(pod: dict, namespace: str, annotations: Mapping[str, str], config
     original = patch.original_pod(pod)
     guards.check_annotations(annotations, original)
     parsed = ann_mod.parse(annotations, pod)
-    plan = make_plan(config, pod, namespace, parsed, annotations, namespace_labels(namespace))
+    plan = make_plan(config, pod, namespace, parsed, namespace_labels(namespace))
     injected = config.templates.inject(config, plan, pod)
     new_annotations = patch.pod_annotations(original, plan, config.enable_namespaces)
     guards.check_size(pod, original, plan, injected.size)

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from generator.inject import annotations as ann_mod
 from generator.inject.plan import Plan, make_plan
 from generator.base.podcontract import SA_TOKEN_PATH
+from generator.values.config import Config
 
 P = ann_mod.PREFIX
 SAMPLE_POD: dict[str, Any] = {
@@ -49,11 +50,11 @@ SAMPLE_ANNOTATIONS: tuple[dict[str, str], ...] = (
 )
 
 
-def sample_contexts(config) -> Iterator[tuple[Plan, dict]]:
+def sample_contexts(config: Config) -> Iterator[tuple[Plan, dict]]:
     """(plan, pod) pairs for the sample pods under this Config."""
     for raw in SAMPLE_ANNOTATIONS:
         pod = dict(SAMPLE_POD, metadata={**SAMPLE_POD["metadata"], "annotations": raw})
-        plan = make_plan(config, pod, "default", ann_mod.parse(raw, pod), raw, {})
+        plan = make_plan(config, pod, "default", ann_mod.parse(raw, pod), {})
         if plan.tproxy:
             plan = dataclasses.replace(plan, consul_dns=True, dns_ip="10.0.0.10")
         yield plan, pod
