@@ -39,7 +39,7 @@ from typing import Any, Mapping
 
 from generator.base import gostr
 from generator.endpoints import probes, upstreams
-from generator.inject import annotations
+from generator.inject import annotations as annotation_table
 from generator.endpoints.errors import (BadAnnotation, BadNamespaceLabel, BadPodSpec, MissingService,
                                         RegistrationError)
 from generator.endpoints.fields import dicts, is_int, mapping, pod_ports, string, string_map
@@ -50,20 +50,20 @@ from generator.inject.annotations import (PREFIX, BadValue, PodPorts, go_int, pa
 
 # Annotations and labels (reference §1.4.2, §2); the webhook writes the first two. The names come
 # from the webhook's annotation table (a key missing there fails at import, not silently).
-INJECT_STATUS = annotations.BY_KEY["connect-inject-status"].full
+INJECT_STATUS = annotation_table.BY_KEY["connect-inject-status"].full
 MANAGED_BY_LABEL = PREFIX + "connect-inject-managed-by"  # a label the webhook sets, not an annotation
 MANAGED_BY = "consul-k8s-endpoints-controller"
 INJECTED = "injected"
-SERVICE_NAME = annotations.BY_KEY["connect-service"].full
-SERVICE_PORT = annotations.BY_KEY["connect-service-port"].full
-UPSTREAMS = annotations.BY_KEY["connect-service-upstreams"].full
-TAGS = annotations.BY_KEY["service-tags"].full
-CONNECT_TAGS = annotations.BY_KEY["connect-service-tags"].full  # deprecated alias, appended after service-tags
-META_PREFIX = annotations.BY_KEY["service-meta-"].full
-ENABLE_METRICS = annotations.BY_KEY["enable-metrics"].full
-SCRAPE_PORT = annotations.BY_KEY["prometheus-scrape-port"].full
-TPROXY = annotations.BY_KEY["transparent-proxy"].full
-OVERWRITE_PROBES = annotations.BY_KEY["transparent-proxy-overwrite-probes"].full
+SERVICE_NAME = annotation_table.BY_KEY["connect-service"].full
+SERVICE_PORT = annotation_table.BY_KEY["connect-service-port"].full
+UPSTREAMS = annotation_table.BY_KEY["connect-service-upstreams"].full
+TAGS = annotation_table.BY_KEY["service-tags"].full
+CONNECT_TAGS = annotation_table.BY_KEY["connect-service-tags"].full  # deprecated alias, appended after service-tags
+META_PREFIX = annotation_table.BY_KEY["service-meta-"].full
+ENABLE_METRICS = annotation_table.BY_KEY["enable-metrics"].full
+SCRAPE_PORT = annotation_table.BY_KEY["prometheus-scrape-port"].full
+TPROXY = annotation_table.BY_KEY["transparent-proxy"].full
+OVERWRITE_PROBES = annotation_table.BY_KEY["transparent-proxy-overwrite-probes"].full
 
 # Service meta the controller sets; deregistration finds instances by the last three.
 META_POD_NAME = "pod-name"
