@@ -135,3 +135,24 @@ def test_the_kitchen_sink_injects_the_same_from_the_configmap_as_from_the_whole_
     assert [flag for flag in flags if flag not in expected] == []  # what this variant is about
     assert ("-consul-dns-ip=" in expected) == (variant != "dns-off")
     assert _inject(values_file, case) == expected
+
+
+@pytest.mark.parametrize("variant", sorted(KITCHEN_SINK_VARIANTS))
+def test_the_endpoints_controller_reads_the_same_settings_from_the_configmap(variant: str, helm: str | None,
+                                                                              tmp_path: Path) -> None:
+    """The endpoints controller runs from the injector's ConfigMap (`--values values.json
+    --no-chart-defaults`): its settings (namespaces, mirroring, partitions, transparent proxy,
+    metrics, the ACL auth method and cross-namespace policy) equal those of the whole values."""
+    from generator.endpoints.settings import Settings
+    from generator.values import config as values_config
+
+    extra, _flags = KITCHEN_SINK_VARIANTS[variant]
+    kitchen_sink = tmp_path / "kitchen-sink.yaml"
+    kitchen_sink.write_text(json.dumps(merge_values(CHART / "ci" / "kitchen-sink-values.yaml", extra)))
+    values_file = tmp_path / "values.json"
+    values_file.write_text(injector_configmap(render([kitchen_sink, SECRETS], helm=helm))["data"]["values.json"])
+    env = {"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem")}
+    whole = values_config.load([str(kitchen_sink)], environ=env)
+    mounted = values_config.load([str(values_file)], chart_defaults=False, environ=env)
+    assert Settings.from_config(mounted) == Settings.from_config(whole)
+    assert mounted.auth_method == whole.auth_method
