@@ -1,5 +1,7 @@
-# The webhook image: `connect-inject serve` on a slim Python, as a non-root user, no build tools,
-# nothing written at run time (the chart mounts the root filesystem read-only).
+# The image of the webhook (`connect-inject serve`, the default command) and of both controllers
+# (the chart runs `connect-inject endpoints-controller` and `connect-inject controller` from it):
+# a slim Python, a non-root user, no build tools, nothing written at run time (the chart mounts the
+# root filesystem read-only).
 # Build with `make image` (tag consul-connect-inject:<version>, the chart's default image).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -25,7 +27,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 # Numeric, so that Kubernetes' runAsNonRoot can check it; the chart runs the pod as the same user.
 USER 10001:10001
-# 8080: HTTPS webhook (POST /mutate); 9445: plain-HTTP /healthz, /readyz, /metrics.
-EXPOSE 8080 9445
+# 8080: HTTPS webhook (POST /mutate); 9443: the config-entry webhooks; 9445: plain-HTTP /healthz,
+# /readyz, /metrics.
+EXPOSE 8080 9443 9445
 ENTRYPOINT ["connect-inject", "serve"]
 CMD ["--listen", ":8080", "--health-listen", ":9445", "--tls-cert-dir", "/etc/connect-injector/certs"]
