@@ -124,9 +124,12 @@ def test_every_copied_source_exists_and_is_in_the_build_context() -> None:
 
 
 def test_ports_match_the_chart(final) -> None:
+    """The image exposes exactly the ports its Deployments (webhook, both controllers) declare."""
     exposed = {int(p) for i, args in final if i == "EXPOSE" for p in args.split()}
-    ports = render({"connectInject": {"enabled": True}}).webhook()["spec"]["template"]["spec"]["containers"][0]["ports"]
-    assert exposed == {p["containerPort"] for p in ports}
+    rendered = render({"connectInject": {"enabled": True}, "controller": {"enabled": True}})
+    ports = {p["containerPort"] for d in rendered.objects if d["kind"] == "Deployment"
+             for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports") or []}
+    assert exposed == ports
 
 
 def test_make_image_tags_the_charts_default_image() -> None:
