@@ -46,13 +46,16 @@ readme: $(STAMP)
 $(HELM_BIN): scripts/fetch_helm.py | $(STAMP)
 	$(PY) scripts/fetch_helm.py $(HELM_BIN)
 
-# chart/values.schema.json from values-schema.yaml (the yamale schema is the single source).
+# chart/values.schema.json from values-schema.yaml (the yamale schema is the single source), and the
+# CRD templates from generator/configentries (the kinds as data).
 schema: $(STAMP)
 	$(PY) -m generator.tools.schema_json
+	$(PY) -m generator.tools.crds
 
 # helm lint --strict (defaults and the kitchen-sink values) and the values.schema.json drift check.
 lint: $(STAMP) $(HELM_BIN)
 	$(PY) -m generator.tools.schema_json --check
+	$(PY) -m generator.tools.crds --check
 	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \
 	  $(HELM_BIN) lint --strict chart
 	HELM_CONFIG_HOME=.cache/helm/config HELM_CACHE_HOME=.cache/helm/cache HELM_DATA_HOME=.cache/helm/data \
