@@ -80,6 +80,18 @@ def build_parser(serve_flags: bool = True) -> argparse.ArgumentParser:
 
         entry_controller.add_arguments(p)
 
+    p = sub.add_parser("acl-init", help="create or update the Consul ACL objects of the injector and controller "
+                                        "(auth method, binding rule, policies, token Secrets) beside the Consul chart")
+    from generator.aclinit import arguments as acl_init_arguments
+
+    acl_init_arguments.add_arguments(p)
+
+    p = sub.add_parser("migrate", help="take over a Consul chart release's injector, controller and CRDs, "
+                                       "step by step (prints the steps; --apply performs ours)")
+    from generator.migrate import arguments as migrate_arguments
+
+    migrate_arguments.add_arguments(p)
+
     p = sub.add_parser("check-config-entries",
                        help="check config-entry resources offline as their webhooks would (defaulting, validation)")
     p.add_argument("-f", "--filename", default="-", help="YAML file, or - for stdin (default)")
@@ -93,6 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(serve_flags=long_running or "-h" in argv or "--help" in argv).parse_args(argv)
     # check-values judges the values as the chart does; the webhook's environment only warns there.
     env_warnings: list[str] | None = [] if args.command == "check-values" else None
+    if args.command == "acl-init":
+        from generator.aclinit import command as acl_init_command
+
+        return acl_init_command.main(args)
+    if args.command == "migrate":
+        from generator.migrate import command as migrate_command
+
+        return migrate_command.main(args)
     if args.command in ("endpoints-controller", "controller", "check-config-entries"):
         return _values_only(args)
     try:

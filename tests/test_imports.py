@@ -81,6 +81,8 @@ ALLOWED = {
     "endpoints": {"base", "values", "inject", "kube", "consul", "controllers"},
     "entrycontroller": {"base", "values", "kube", "consul", "controllers", "webhook", "configentries"},
     "configentries": {"base"},
+    "aclinit": {"base", "values", "kube", "consul"},
+    "migrate": {"base", "values", "kube"},  # connect-inject migrate (issue 13): reads and annotates the cluster
 }
 TOP = {"generator.cli", "generator.__main__"}  # the entry point may use every layer
 

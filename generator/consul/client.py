@@ -114,8 +114,10 @@ class ConsulClient:
                          query_string=encoded_query, encoded=True)
 
     async def _request(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
-                       body: Any = None, namespaced: bool = True, none_on_404: bool = False) -> Any:
-        """Send one request; the decoded JSON answer (None for an empty body or a 404 read)."""
+                       body: Any = None, namespaced: bool = True, none_on_404: bool = False,
+                       token: str | None = None) -> Any:
+        """Send one request; the decoded JSON answer (None for an empty body or a 404 read).
+        `token` replaces the configured token for this request (reading a token's own record)."""
         config = self.consul.config
         params: dict[str, str] = {}
         if namespaced and self.namespace:
@@ -125,7 +127,8 @@ class ConsulClient:
         params.update(query or {})
         url = self._url(path, params)
         headers: dict[str, str] = {}
-        token = config.token.get()
+        if token is None:
+            token = config.token.get()
         if token:
             headers["X-Consul-Token"] = token
         data = None
@@ -278,6 +281,89 @@ class ConsulClient:
         """DELETE /v1/acl/token/<accessor>."""
         await self._request("DELETE", f"/v1/acl/token/{accessor_id}")
 
+    # -- ACL objects of the ACL bootstrap (`connect-inject acl-init`, install-beside-consul §1.3) --
+    #
+    # Consul 1.10 answers a read of a missing policy or token with 403 `ACL not found` (the same
+    # words as for an unknown request token) and a missing auth method with an empty 404. The
+    # reads below answer None for both; a caller must first have checked its own token
+    # (`acl_token_self()`), or a wrong management token would read as "nothing exists".
+
+    async def agent_self(self) -> Json:
+        """GET /v1/agent/self: the agent's configuration (`Config.Datacenter`, `PrimaryDatacenter`)."""
+        return cast(Json, _expect(await self._request("GET", "/v1/agent/self", namespaced=False), dict, "agent self"))
+
+    async def acl_token_self(self, token: str | None = None) -> Json | None:
+        """GET /v1/acl/token/self: the token sent (`token`, else the configured one); None when
+        Consul does not know it (403 `ACL not found`)."""
+        try:
+            out = await self._request("GET", "/v1/acl/token/self", namespaced=False, token=token)
+        except ConsulStatusError as err:
+            if _acl_not_found(err):
+                return None
+            raise
+        return cast(Json, _expect(out, dict, "ACL token"))
+
+    async def create_acl_token(self, token: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/token: a new token (`Description`, `Policies` by name, `Local`); the stored
+        token, `SecretID` included."""
+        return cast(Json, _expect(await self._request("PUT", "/v1/acl/token", body=dict(token), namespaced=False),
+                                  dict, "ACL token"))
+
+    async def acl_policy_by_name(self, name: str) -> Json | None:
+        """GET /v1/acl/policy/name/<name>; None when there is none (403 `ACL not found` or 404)."""
+        try:
+            out = await self._request("GET", f"/v1/acl/policy/name/{name}", namespaced=False, none_on_404=True)
+        except ConsulStatusError as err:
+            if _acl_not_found(err):
+                return None
+            raise
+        return None if out is None else cast(Json, _expect(out, dict, "ACL policy"))
+
+    async def create_acl_policy(self, policy: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/policy (`Name`, `Description`, `Rules`, `Datacenters`); the stored policy.
+        A name already taken is a 500 `Invalid Policy: A Policy with Name "x" already exists`."""
+        return cast(Json, _expect(await self._request("PUT", "/v1/acl/policy", body=dict(policy), namespaced=False),
+                                  dict, "ACL policy"))
+
+    async def update_acl_policy(self, policy_id: str, policy: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/policy/<ID>: replace the policy's name, description, rules and datacenters."""
+        body = {**policy, "ID": policy_id}
+        return cast(Json, _expect(await self._request("PUT", f"/v1/acl/policy/{policy_id}", body=body,
+                                                      namespaced=False), dict, "ACL policy"))
+
+    async def acl_auth_method(self, name: str) -> Json | None:
+        """GET /v1/acl/auth-method/<name> in the client's namespace; None when there is none (404)."""
+        out = await self._request("GET", f"/v1/acl/auth-method/{name}", none_on_404=True)
+        return None if out is None else cast(Json, _expect(out, dict, "ACL auth method"))
+
+    async def set_acl_auth_method(self, method: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/auth-method in the client's namespace: Consul creates the method, or
+        updates the one with this `Name` (its `Type` is immutable); the stored method."""
+        return cast(Json, _expect(await self._request("PUT", "/v1/acl/auth-method", body=dict(method)),
+                                  dict, "ACL auth method"))
+
+    async def acl_binding_rules(self, auth_method: str) -> list[Json]:
+        """GET /v1/acl/binding-rules?authmethod=<name> in the client's namespace."""
+        out = await self._request("GET", "/v1/acl/binding-rules", query={"authmethod": auth_method})
+        return cast(list[Json], _expect(out, list, "ACL binding rule list"))
+
+    async def create_acl_binding_rule(self, rule: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/binding-rule: a new rule (Consul assigns its `ID`)."""
+        return cast(Json, _expect(await self._request("PUT", "/v1/acl/binding-rule", body=dict(rule)),
+                                  dict, "ACL binding rule"))
+
+    async def update_acl_binding_rule(self, rule_id: str, rule: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/binding-rule/<ID>: replace the rule (its `AuthMethod` is immutable)."""
+        body = {**rule, "ID": rule_id}
+        return cast(Json, _expect(await self._request("PUT", f"/v1/acl/binding-rule/{rule_id}", body=body),
+                                  dict, "ACL binding rule"))
+
+    async def update_namespace(self, name: str, namespace: Mapping[str, Any]) -> NamespaceInfo:
+        """PUT /v1/namespace/<name> (Enterprise): replace its description, meta and ACL defaults."""
+        body = {**namespace, "Name": name}
+        out = await self._request("PUT", f"/v1/namespace/{name}", body=body, namespaced=False)
+        return cast(NamespaceInfo, _expect(out, dict, "namespace"))
+
 
 def _expect(value: Any, kind: type, what: str) -> Any:
     if value is None:
@@ -285,6 +371,11 @@ def _expect(value: Any, kind: type, what: str) -> Any:
     if not isinstance(value, kind):
         raise ConsulResponseError(f"{what}: expected a JSON {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def _acl_not_found(err: ConsulStatusError) -> bool:
+    """Consul's answer to a read of an ACL object (or token) it does not have."""
+    return err.status == 403 and "ACL not found" in err.body
 
 
 def _boolean(value: Any, what: str) -> bool:

@@ -58,6 +58,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .consul_acl import ROUTES as ACL_ROUTES
+from .consul_acl import ACLObjects
 from .consul_config import ApiError, ConfigStore
 from .consul_decode import (ACL_POLICY, ACL_TOKEN, CHECK_DEFINITION, CHECK_UPDATE, LOGIN, NAMESPACE,
                             SERVICE_DEFINITION, DecodeError, decode, format_duration)
@@ -669,13 +671,14 @@ class FakeConsul:
                  acl_enabled: bool = False, master_token: str = "root", datacenter: str = "dc1",
                  ssl_context: ssl.SSLContext | None = None, nodes: Iterable[str] | None = None,
                  deregister_unknown_ok: bool = False, alias_checks: bool = True, central_config: bool = True,
-                 journal_limit: int | None = None, rpc_prefix: bool = True):
+                 journal_limit: int | None = None, rpc_prefix: bool = True, primary_datacenter: str | None = None):
         ips = [f"127.0.0.{i + 2}" for i in range(agents)] if isinstance(agents, int) else list(agents)
         names = list(nodes) if nodes is not None else [f"node-{i + 1}" for i in range(len(ips))]
         self.enterprise = enterprise
         self.acl_enabled = acl_enabled
         self.master_token = master_token
         self.datacenter = datacenter
+        self.primary_datacenter = primary_datacenter or datacenter  # agent/self Config.PrimaryDatacenter
         self.ssl_context = ssl_context
         self.deregister_unknown_ok = deregister_unknown_ok
         self.alias_checks = alias_checks
@@ -792,6 +795,7 @@ class FakeConsul:
                                   rpc_prefix=self.rpc_prefix)
         self.tokens: dict[str, dict[str, Any]] = {}    # AccessorID -> token
         self.policies: dict[str, dict[str, Any]] = {}  # ID -> policy
+        self.acl = ACLObjects()                         # auth methods, binding rules (consul_acl.py)
         if self.enterprise:
             self.namespaces[DEFAULT] = {"Name": DEFAULT, "Description": "Builtin Default Namespace",
                                         "ACLs": {"PolicyDefaults": [], "RoleDefaults": []},
@@ -904,9 +908,10 @@ class FakeConsul:
         self.changed()
         return ns
 
-    def add_policy(self, name: str, rules: str = "", description: str = "") -> dict[str, Any]:
+    def add_policy(self, name: str, rules: str = "", description: str = "",
+                   datacenters: Iterable[str] = ()) -> dict[str, Any]:
         policy = {"ID": str(uuid.uuid4()), "Name": name, "Description": description, "Rules": rules,
-                  "Namespace": DEFAULT, "CreateIndex": self.next_index()}
+                  "Datacenters": list(datacenters), "Namespace": DEFAULT, "CreateIndex": self.next_index()}
         policy["ModifyIndex"] = policy["CreateIndex"]
         self.policies[policy["ID"]] = policy
         self.changed()
@@ -1009,6 +1014,8 @@ class FakeConsul:
                            for a in self.agents},
                 "config_entries": self.config.all(), "namespaces": list(self.namespaces.values()),
                 "tokens": list(self.tokens.values()), "policies": list(self.policies.values()),
+                "auth_methods": list(self.acl.auth_methods.values()),
+                "binding_rules": list(self.acl.binding_rules.values()),
                 "unsynced": self.unsynced()}
 
     # -- journal and faults --
@@ -1222,8 +1229,8 @@ class FakeConsul:
         return code, results if as_json else worst
 
     def _h_self(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str) -> tuple[int, Any]:
-        return 200, {"Config": {"Datacenter": self.datacenter, "NodeName": agent.node, "Server": False,
-                                "Version": "1.10.4"},
+        return 200, {"Config": {"Datacenter": self.datacenter, "PrimaryDatacenter": self.primary_datacenter,
+                                "NodeName": agent.node, "Server": False, "Version": "1.10.4"},
                      "Member": {"Name": agent.node, "Addr": agent.ip, "Port": 8301, "Status": 1}}
 
     def _h_leader(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str) -> tuple[int, Any]:
@@ -1372,7 +1379,8 @@ class FakeConsul:
             raise bad_request("Invalid Policy: no Name is set")
         if any(p["Name"] == spec["Name"] for p in self.policies.values()):
             raise ApiError(500, f'Invalid Policy: A Policy with Name "{spec["Name"]}" already exists')
-        return 200, self.add_policy(spec["Name"], spec["Rules"], spec["Description"])
+        policy = self.add_policy(spec["Name"], spec["Rules"], spec["Description"], spec["Datacenters"] or [])
+        return 200, {k: v for k, v in policy.items() if k != "Datacenters" or v}
 
     def _h_policies(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str) -> tuple[int, Any]:
         self._require_acl()
@@ -1511,6 +1519,10 @@ _ROUTES = [
     _r("PUT", r"/v1/acl/policy", FakeConsul._h_policy_put),
     _r("GET", r"/v1/acl/policies", FakeConsul._h_policies),
 ]
+
+
+# The ACL objects of consul_acl.py come first: `/v1/acl/token/self` before `/v1/acl/token/<id>`.
+_ROUTES[:0] = [_r(methods, pattern, handler) for methods, pattern, handler in ACL_ROUTES]
 
 
 # A route whose path matches for several methods (config get/delete) must not 405 early.
