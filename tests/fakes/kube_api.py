@@ -25,7 +25,8 @@ api-conventions: Status objects, 409/410 semantics), not from our code. It serve
   `preconditions`), deletecollection; `/status` subresources for pods, services and
   namespaces (the main resource then ignores `status` changes, the subresource changes only
   `status`);
-- `/version`, `/healthz`, `/readyz`, `/livez`.
+- `/version`, `/healthz`, `/readyz`, `/livez`; discovery (`/api`, `/api/v1`, `/apis`,
+  `/apis/{group}/{version}`, unaggregated) listing exactly the served resources.
 
 Why not kmock (already a test dependency): kmock 0.8's emulator serves `resourceVersion: '...'`
 on every object and list, replays every stored object at the start of each watch and cannot
@@ -599,6 +600,45 @@ class FakeKubeAPI:
 
     # -- HTTP --
 
+    def _discovery(self, path: str) -> Obj | None:
+        """Discovery documents (api-concepts "Discovery API", unaggregated form) for the served
+        resources: `/api`, `/api/v1`, `/apis`, `/apis/{group}/{version}`; None for any other path.
+        Helm's `lookup` resolves a kind to its resource through them."""
+        parts = [p for p in path.split("/") if p]
+        verbs = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+        def resource_list(group: str, version: str) -> Obj | None:
+            served = [r for r in self.resources if (r.group, r.version) == (group, version)]
+            if not served:
+                return None
+            items: list[Obj] = []
+            for r in served:
+                items.append({"name": r.plural, "singularName": r.kind.lower(), "namespaced": r.namespaced,
+                              "kind": r.kind, "verbs": verbs})
+                if r.status:
+                    items.append({"name": f"{r.plural}/status", "singularName": "", "namespaced": r.namespaced,
+                                  "kind": r.kind, "verbs": ["get", "patch", "update"]})
+            return {"kind": "APIResourceList", "apiVersion": "v1",
+                    "groupVersion": f"{group}/{version}" if group else version, "resources": items}
+
+        if parts == ["api"]:
+            return {"kind": "APIVersions", "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+        if parts == ["api", "v1"]:
+            return resource_list("", "v1")
+        if parts == ["apis"]:
+            groups: dict[str, list[str]] = {}
+            for r in self.resources:
+                if r.group and r.version not in groups.setdefault(r.group, []):
+                    groups[r.group].append(r.version)
+            return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/{v}", "version": v} for v in vs],
+                 "preferredVersion": {"groupVersion": f"{g}/{vs[0]}", "version": vs[0]}}
+                for g, vs in groups.items()]}
+        if len(parts) == 3 and parts[0] == "apis":
+            return resource_list(parts[1], parts[2])
+        return None
+
     def _route(self, path: str) -> tuple[Resource, str | None, str | None, str | None]:
         """(resource, namespace, name, subresource) for an API path, else 404."""
         parts = [p for p in path.split("/") if p]
@@ -672,6 +712,8 @@ class FakeKubeAPI:
         if path.rstrip("/") == "/version":
             return web.json_response({"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake",
                                       "platform": "linux/amd64"})
+        if method == "GET" and (discovery := self._discovery(path)) is not None:
+            return web.json_response(discovery)
         res, namespace, name, sub = self._route(path)
         if name is None:
             if method == "GET" and query.get("watch", "").lower() in ("true", "1"):
