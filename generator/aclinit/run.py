@@ -170,7 +170,8 @@ class Runner:
             async with Consul(replace(self.config, token=TokenSource(self.token.value))) as consul:
                 self.consul = consul
                 await self._check_token()
-                datacenter, primary = await self._datacenter()
+                datacenter, primary_datacenter = await self._datacenter()
+                primary = datacenter == primary_datacenter
                 s = self.s
                 if s.enable_namespaces:
                     await self._group(self._cross_namespace)

@@ -316,3 +316,17 @@ async def test_a_policy_made_by_hand_is_not_overwritten(env: Env) -> None:
                for e in report.errors)
     assert {p["Name"]: p for p in env.consul.policies.values()}["controller-token"]["Rules"] == 'operator = "read"'
     assert f"created secret {NS}/{C}-connect-inject-acl-token: token for policy connect-inject-token" in report.lines
+
+
+async def test_a_secondary_datacenter_of_a_federation_suffixes_the_policies(tmp_path: Path) -> None:
+    """Fakes: consul_agent in dc2 whose primary is dc1 (agent/self), kube_api. Replicated global
+    policy names must be unique: `<name>-token-dc2`, as the reference."""
+    async with FakeKubeAPI(resources=RESOURCES + accounts.ACCOUNTS) as api, \
+            FakeConsul(1, acl_enabled=True, master_token=ROOT_TOKEN, datacenter="dc2",
+                       primary_datacenter="dc1") as consul:
+        install_consul_release(api)
+        env = Env(api, consul, api.kubeconfig(tmp_path / "kubeconfig", namespace=NS))
+        code, report = await env.run("global.federation.enabled=true")
+        assert code == 0, report.errors
+        assert "created policy connect-inject-token-dc2" in report.lines
+        assert "created policy controller-token-dc2" in report.lines
