@@ -29,6 +29,7 @@ RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 KEEP = "helm.sh/resource-policy"
 MERGE_PATCH = "application/merge-patch+json"
+TIMEOUT = 10.0  # seconds per API call: a hung API server is an error message, not a hang
 
 
 class MigrateError(Exception):
@@ -88,45 +89,45 @@ class Cluster:
 
     def crd(self, name: str) -> Obj | None:
         return self._call(f"CustomResourceDefinition {name}",
-                          lambda: self.ext.read_custom_resource_definition(name), missing_ok=True)
+                          lambda: self.ext.read_custom_resource_definition(name, _request_timeout=TIMEOUT), missing_ok=True)
 
     def custom_resource_count(self, crd: Obj) -> int:
         spec = crd.get("spec") or {}
         versions = [v["name"] for v in spec.get("versions") or [] if v.get("storage")] or ["v1alpha1"]
         plural = (spec.get("names") or {}).get("plural") or name_of(crd).split(".")[0]
         listed = self._call(f"{plural}.{GROUP}", lambda: self.custom.list_cluster_custom_object(
-            GROUP, versions[0], plural), missing_ok=True)
+            GROUP, versions[0], plural, _request_timeout=TIMEOUT), missing_ok=True)
         return len((listed or {}).get("items") or [])
 
     def mutating_webhooks(self) -> list[Obj]:
         listed = self._call("MutatingWebhookConfigurations",
-                            lambda: self.admission.list_mutating_webhook_configuration())
+                            lambda: self.admission.list_mutating_webhook_configuration(_request_timeout=TIMEOUT))
         return list(listed.get("items") or [])
 
     def deployments(self, namespace: str) -> list[Obj]:
-        listed = self._call(f"Deployments in {namespace}", lambda: self.apps.list_namespaced_deployment(namespace))
+        listed = self._call(f"Deployments in {namespace}", lambda: self.apps.list_namespaced_deployment(namespace, _request_timeout=TIMEOUT))
         return list(listed.get("items") or [])
 
     def service_accounts(self, namespace: str) -> list[Obj]:
         listed = self._call(f"ServiceAccounts in {namespace}",
-                            lambda: self.core.list_namespaced_service_account(namespace))
+                            lambda: self.core.list_namespaced_service_account(namespace, _request_timeout=TIMEOUT))
         return list(listed.get("items") or [])
 
     def jobs(self, namespace: str) -> list[Obj]:
-        listed = self._call(f"Jobs in {namespace}", lambda: self.batch.list_namespaced_job(namespace))
+        listed = self._call(f"Jobs in {namespace}", lambda: self.batch.list_namespaced_job(namespace, _request_timeout=TIMEOUT))
         return list(listed.get("items") or [])
 
     def cluster_role(self, name: str) -> Obj | None:
-        return self._call(f"ClusterRole {name}", lambda: self.rbac.read_cluster_role(name), missing_ok=True)
+        return self._call(f"ClusterRole {name}", lambda: self.rbac.read_cluster_role(name, _request_timeout=TIMEOUT), missing_ok=True)
 
     def cluster_role_binding(self, name: str) -> Obj | None:
-        return self._call(f"ClusterRoleBinding {name}", lambda: self.rbac.read_cluster_role_binding(name),
+        return self._call(f"ClusterRoleBinding {name}", lambda: self.rbac.read_cluster_role_binding(name, _request_timeout=TIMEOUT),
                           missing_ok=True)
 
     def secret_exists(self, namespace: str, name: str) -> bool:
         """Whether a Secret exists; its data is never printed (only metadata is kept)."""
         found = self._call(f"Secret {namespace}/{name}",
-                           lambda: self.core.read_namespaced_secret(name, namespace).metadata,
+                           lambda: self.core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT).metadata,
                            missing_ok=True)
         return found is not None
 
@@ -134,16 +135,16 @@ class Cluster:
         """The metadata of the release's deployed revisions (Helm's default Secret storage:
         `sh.helm.release.v1.<release>.v<N>`, labels owner=helm, name, status)."""
         listed = self._call(f"Helm release Secrets of {release} in {namespace}", lambda: self.core.list_namespaced_secret(
-            namespace, label_selector=f"owner=helm,name={release},status=deployed"))
+            namespace, label_selector=f"owner=helm,name={release},status=deployed", _request_timeout=TIMEOUT))
         return [{"metadata": item.get("metadata") or {}} for item in listed.get("items") or []]
 
     def pods_injected(self) -> list[Obj]:
         listed = self._call("injected pods", lambda: self.core.list_pod_for_all_namespaces(
-            label_selector="consul.hashicorp.com/connect-inject-status=injected"))
+            label_selector="consul.hashicorp.com/connect-inject-status=injected", _request_timeout=TIMEOUT))
         return [{"metadata": item.get("metadata") or {}} for item in listed.get("items") or []]
 
     def namespaces_matching(self, selector: str) -> list[str]:
-        listed = self._call("Namespaces", lambda: self.core.list_namespace(label_selector=selector))
+        listed = self._call("Namespaces", lambda: self.core.list_namespace(label_selector=selector, _request_timeout=TIMEOUT))
         return [name_of(item) for item in listed.get("items") or []]
 
     # -- the one write: metadata --
@@ -155,11 +156,11 @@ class Cluster:
         body = {"metadata": meta}
         patchers: dict[str, Callable[[], Any]] = {
             "CustomResourceDefinition": lambda: self.ext.patch_custom_resource_definition(
-                name, body, _content_type=MERGE_PATCH),
+                name, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT),
             "ServiceAccount": lambda: self.core.patch_namespaced_service_account(
-                name, namespace, body, _content_type=MERGE_PATCH),
-            "ClusterRole": lambda: self.rbac.patch_cluster_role(name, body, _content_type=MERGE_PATCH),
-            "ClusterRoleBinding": lambda: self.rbac.patch_cluster_role_binding(name, body, _content_type=MERGE_PATCH),
+                name, namespace, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT),
+            "ClusterRole": lambda: self.rbac.patch_cluster_role(name, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT),
+            "ClusterRoleBinding": lambda: self.rbac.patch_cluster_role_binding(name, body, _content_type=MERGE_PATCH, _request_timeout=TIMEOUT),
         }
         where = f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
         try:
@@ -174,7 +175,7 @@ class Cluster:
         if kind == "ServiceAccount":
             assert namespace is not None
             return self._call(f"ServiceAccount {namespace}/{name}",
-                              lambda: self.core.read_namespaced_service_account(name, namespace), missing_ok=True)
+                              lambda: self.core.read_namespaced_service_account(name, namespace, _request_timeout=TIMEOUT), missing_ok=True)
         if kind == "ClusterRole":
             return self.cluster_role(name)
         return self.cluster_role_binding(name)
