@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from generator.migrate.cluster import (CRD_NAMES, KEEP, MANAGED_BY, RELEASE_NAME, RELEASE_NAMESPACE,
                                        Cluster, MigrateError, Obj, annotation, label, name_of, owner)
@@ -168,11 +168,27 @@ def read_state(cluster: Cluster, release: str, namespace: str) -> State:
                     state.our_injector_ready = ready
                 elif label(d, "component") == "controller":
                     state.our_controller_ready = ready
-        state.our_acl_job_done = _acl_job_done(cluster.jobs(namespace), state.ours)
-    revisions = cluster.helm_revisions(namespace, release)
-    times = [t for r in revisions if (t := _time(r["metadata"].get("creationTimestamp")))]
-    state.consul_revision = max(times) if times else None
+        # The acl-init hook runs after every install/upgrade of ours; Helm marks a revision deployed only
+        # when its post-upgrade hooks succeeded (the chart deletes the succeeded Job: the revision is the
+        # lasting evidence; a kept Job's completionTime counts too).
+        runs = [t for t in (_acl_job_done(cluster.jobs(namespace), state.ours),
+                            _latest_revision(cluster, namespace, state.ours)) if t is not None]
+        state.our_acl_job_done = max(runs) if runs else None
+    state.consul_revision = _latest_revision(cluster, namespace, release)
     return state
+
+
+def _latest_revision(cluster: Cluster, namespace: str, release: str) -> datetime | None:
+    """When the release's deployed revision was made: Helm's `createdAt` label (Unix seconds, set by
+    its Secret storage), else the Secret's creationTimestamp."""
+    times: list[datetime] = []
+    for rev in cluster.helm_revisions(namespace, release):
+        created = label(rev, "createdAt")
+        if created.isdigit():
+            times.append(datetime.fromtimestamp(int(created), timezone.utc))
+        elif (t := _time(rev["metadata"].get("creationTimestamp"))) is not None:
+            times.append(t)
+    return max(times) if times else None
 
 
 def _idle(cluster: Cluster, webhook: Obj | None, deployment: Obj | None) -> bool:
@@ -373,16 +389,16 @@ def _repoint(state: State) -> Step:
     if not state.acls:
         status, note = NOT_NEEDED, "no ACLs"
     elif state.our_acl_job_done is None:
-        status, note = TODO, "no finished acl-init Job of our release yet"
+        status, note = TODO, "our acl-init has not run yet"
     elif state.consul_injector_active:
         status, note = TODO, "the Consul release still writes the auth method on each of its upgrades"
     elif state.consul_revision is None:
         status, note = TODO, ("cannot tell from the cluster (no Helm release Secret of the Consul release): "
                               "check the auth method as below, then re-run this step's command")
-    elif state.our_acl_job_done >= state.consul_revision:
-        status, note = DONE, "our acl-init Job ran after the Consul release's latest revision"
+    elif state.our_acl_job_done > state.consul_revision:
+        status, note = DONE, "our acl-init ran (our release upgraded) after the Consul release's latest revision"
     else:
-        status, note = TODO, "our acl-init Job last ran before the Consul release's latest revision"
+        status, note = TODO, "our acl-init last ran before the Consul release's latest revision"
     return Step(
         "Re-point the auth method at our ServiceAccount (our ACL job)",
         f"our acl-init Job writes {state.fullname}-k8s-auth-method with our own ServiceAccount's JWT; from then on "

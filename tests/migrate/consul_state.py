@@ -11,7 +11,7 @@ deleting a CRD deletes its custom resources.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
 from typing import Any
 
 from generator.migrate.cluster import CRD_NAMES
@@ -110,14 +110,19 @@ def pod(name: str, namespace: str = "default") -> Obj:
             "status": {"phase": "Running", "podIP": "10.0.0.9"}}
 
 
+CLOCK = itertools.count(1_700_000_000)  # Helm's createdAt label, one second per revision: runs take < 1 s
+
+
 def revision(api: FakeKubeAPI, release: str, number: int) -> None:
-    """Helm's release record (Secret storage): the new revision deployed, the previous one superseded."""
+    """Helm's release record (Secret storage, with its createdAt label): the new revision deployed,
+    the previous one superseded."""
     for item in api.objects("v1", "Secret", NS):
         if item["metadata"].get("labels", {}).get("name") == release and item["metadata"]["labels"]["status"] == "deployed":
             api.patch("v1", "Secret", NS, item["metadata"]["name"], {"metadata": {"labels": {"status": "superseded"}}})
     api.create({"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
                 "metadata": {"name": f"sh.helm.release.v1.{release}.v{number}", "namespace": NS,
-                             "labels": {"owner": "helm", "name": release, "status": "deployed", "version": str(number)}},
+                             "labels": {"owner": "helm", "name": release, "status": "deployed", "version": str(number),
+                                        "createdAt": str(next(CLOCK))}},
                 "data": {"release": "SDRzSUFBQUFBQUFBLw=="}})
 
 
@@ -215,8 +220,10 @@ def acl_job(api: FakeKubeAPI, completed: str) -> None:
                 "status": {"succeeded": 1, "completionTime": completed}})
 
 
-def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def upgrade_ours(api: FakeKubeAPI, number: int = 2) -> None:
+    """`helm upgrade mesh ...`: a new deployed revision (its acl-init hook succeeded; the chart's
+    hook-delete-policy removes the succeeded Job)."""
+    revision(api, OURS, number)
 
 
 def consul_injector_and_controller_off(api: FakeKubeAPI) -> None:

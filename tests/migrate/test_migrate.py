@@ -119,10 +119,10 @@ async def test_option_a_applied_step_by_step_then_a_second_apply_is_all_done(api
     code, out = await migrate(api, apply=True)
     assert "[already done]" in step_line(out, 4)
     assert "[next: yours to run]" in step_line(out, 5)
-    assert "our acl-init Job last ran before the Consul release's latest revision" in out
+    assert "our acl-init last ran before the Consul release's latest revision" in out
 
     # Step 5: our upgrade re-runs acl-init; step 6 (ours) moves the CRDs; step 7 is the user's.
-    cs.acl_job(api, "2999-01-01T00:00:00Z")
+    cs.upgrade_ours(api)
     before = len(writes(api))
     code, out = await migrate(api, apply=True)
     assert code == 0, out
