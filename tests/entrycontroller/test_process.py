@@ -104,8 +104,10 @@ async def test_an_entry_made_outside_kubernetes_is_left_alone_unless_migrated(en
         assert synced(api, "api")["message"] == "config entry already exists in Consul"
         assert "Meta" not in consul.config_entry("service-defaults", "api") or \
             not consul.config_entry("service-defaults", "api")["Meta"]
-        events = [e for e in api.objects("v1", "Event", "default") if e["involvedObject"]["name"] == "api"]
-        assert events and events[0]["reason"] == "ExternallyManagedConfigError"
+        def events() -> list[dict[str, Any]]:  # created just after the status (another API call)
+            return [e for e in api.objects("v1", "Event", "default") if e["involvedObject"]["name"] == "api"]
+        await until(lambda: bool(events()))
+        assert events()[0]["reason"] == "ExternallyManagedConfigError"
         api.patch(GROUP_VERSION, "ServiceDefaults", "default", "api",
                   {"metadata": {"annotations": {"consul.hashicorp.com/migrate-entry": "true"}}})
         await until(lambda: synced(api, "api").get("status") == "True")
