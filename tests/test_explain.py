@@ -83,3 +83,20 @@ def test_merging_asked_while_metrics_are_off_says_it_has_no_effect():
     assert report["injected"]["metrics"]["merging"] is False
     assert any('enable-metrics-merging" is "true" but has no effect: metrics are off for this pod (from values global.metrics.enabled)' in w
                for w in report["warnings"]), report["warnings"]
+
+
+def test_a_pod_injected_by_another_injector_is_left_alone_and_explain_says_so(tmp_path):
+    """Side by side with consul-k8s's injector during a migration (issue 13): a pod it injected
+    carries the status annotation; ours skips it and explain names the other injector."""
+    import subprocess
+    import sys
+
+    pod = tmp_path / "pod.yaml"
+    pod.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: apps\n  annotations:\n"
+                   "    consul.hashicorp.com/connect-inject: \"true\"\n"
+                   "    consul.hashicorp.com/connect-inject-status: injected\n"
+                   "spec:\n  containers:\n    - name: app\n      image: x\n")
+    out = subprocess.run([sys.executable, "-m", "generator", "explain", "-f", str(pod)], capture_output=True,
+                         text=True, timeout=60).stdout
+    assert "would not be injected (already-injected)" in out
+    assert "consul-k8s's own" in out

@@ -24,7 +24,8 @@ REASONS: dict[str, str] = {
     "kube-public": "pods in kube-public are never injected",
     "denied-namespace": "the namespace is in connectInject.k8sDenyNamespaces",
     "not-allowed-namespace": "the namespace is not in connectInject.k8sAllowNamespaces",
-    "already-injected": f"the pod already carries the {INJECT_STATUS.full} annotation",
+    "already-injected": (f"the pod already carries the {INJECT_STATUS.full} annotation: it was injected "
+                         "before, by this injector or another one (consul-k8s's own, side by side during a migration)"),
     "annotation-false": f"the pod's {CONNECT_INJECT.full} annotation is false",
     "annotation-true": f"the pod's {CONNECT_INJECT.full} annotation is true",
     "default-on": f"{CONNECT_INJECT.values_text} is true and the pod has no {CONNECT_INJECT.full} annotation",
