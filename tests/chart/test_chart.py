@@ -87,7 +87,7 @@ def test_every_object_validates_against_kubernetes_strict(values: str, kube: str
 
 def test_kitchen_sink_renders_every_kind() -> None:
     assert sorted(set(render(KITCHEN_SINK).kinds())) == [
-        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "MutatingWebhookConfiguration",
+        "ClusterRole", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition", "Deployment", "Job", "MutatingWebhookConfiguration",
         "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount",
         "ValidatingWebhookConfiguration"]
 
