@@ -42,7 +42,7 @@ each flag, values included, is one argument of the command.
     - -ca-file=/consul/tls/ca/tls.crt
     {{- end }}
     {{- else }}
-    - {{ printf "-server-addr=%s-server" (include "consul.fullname" .) | quote }}
+    - {{ printf "-server-addr=%s-server" (include "consul.consulFullname" .) | quote }}
     - -server-port=8501
     - -ca-file=/consul/tls/ca/tls.crt
     {{- end }}
@@ -79,7 +79,7 @@ each flag, values included, is one argument of the command.
 {{- if include "consul.agent.caSecret" . }}
 - name: consul-ca-cert
   secret:
-    secretName: {{ .Values.global.tls.caCert.secretName | default (printf "%s-ca-cert" (include "consul.fullname" .)) | quote }}
+    secretName: {{ .Values.global.tls.caCert.secretName | default (printf "%s-ca-cert" (include "consul.consulFullname" .)) | quote }}
     items:
       - key: {{ .Values.global.tls.caCert.secretKey | default "tls.crt" | quote }}
         path: tls.crt
@@ -129,7 +129,7 @@ entry, never two (the reference's controller template can add both).
 - name: CONSUL_HTTP_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ printf "%s-%s" (include "consul.fullname" .) $managed | quote }}
+      name: {{ printf "%s-%s" (include "consul.consulFullname" .) $managed | quote }}
       key: "token"
 {{- end }}
 {{- end }}

@@ -19,6 +19,23 @@ trailing "-".
 {{- end -}}
 {{- end -}}
 
+{{/*
+The Consul chart's release this chart sits beside (global.consulRelease, in this namespace; by
+default this release, as when the injector was part of the Consul chart), and that release's
+fullname: the prefix of the Consul objects the components use (its DNS Service, its CA and ACL token
+Secrets, its auth method, its servers). The same rule as consul.fullname, for that release.
+*/}}
+{{- define "consul.consulRelease" -}}{{ .Values.global.consulRelease | default .Release.Name }}{{- end -}}
+{{- define "consul.consulFullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if .Values.global.name -}}
+{{- .Values.global.name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" (include "consul.consulRelease" .) (include "consul.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "consul.chart" -}}
 {{- printf "%s-helm" .Chart.Name | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
