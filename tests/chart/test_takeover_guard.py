@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from helmrender import CHART, helm_env
-from tests.fakes.kube_api import FakeKubeAPI
+from tests.fakes.kube_api import FakeKubeAPI, Resource
 from tests.migrate import consul_state as cs
 
 BESIDE = {"connectInject": {"enabled": True}, "global": {"consulRelease": cs.RELEASE}}
@@ -120,3 +120,52 @@ async def test_without_consul_release_nothing_is_looked_up(api: FakeKubeAPI, hel
     cs.seed_consul(api)
     assert await render(api, helm, tmp_path, {"connectInject": {"enabled": True}}) == (True, "")
     assert not [r for r in api.journal if "mutatingwebhookconfigurations/" in r.path]
+
+
+# The Consul release must be where the values say (issue 13 item 2): a cluster (kube-system answers)
+# with the Consul chart's client DaemonSet <C>, labelled with its release.
+AGENTS_RESOURCES = cs.MIGRATE_RESOURCES + (Resource("apps", "v1", "daemonsets", "DaemonSet", status=True),)
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[FakeKubeAPI]:
+    async with FakeKubeAPI(resources=AGENTS_RESOURCES) as kube:
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}})
+        yield kube
+
+
+def agents(api: FakeKubeAPI, name: str, release: str) -> None:
+    api.create({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                "metadata": {"name": name, "namespace": cs.NS, "labels": {"app": "consul", "component": "client",
+                                                                             "release": release}},
+                "spec": {"selector": {"matchLabels": {"app": "consul"}}, "template": {"metadata": {"labels": {
+                    "app": "consul"}}, "spec": {"containers": [{"name": "consul", "image": "consul"}]}}}})
+
+
+async def test_the_named_consul_release_is_found_by_its_agents(cluster: FakeKubeAPI, helm: str | None,
+                                                                tmp_path: Path) -> None:
+    agents(cluster, cs.C, cs.RELEASE)
+    ok, err = await render(cluster, helm, tmp_path, BESIDE)
+    assert ok, err
+
+
+async def test_a_missing_consul_release_is_named_with_the_fix(cluster: FakeKubeAPI, helm: str | None,
+                                                              tmp_path: Path) -> None:
+    """global.consulRelease left unset: our release's own name finds no agents."""
+    agents(cluster, cs.C, cs.RELEASE)
+    ok, err = await render(cluster, helm, tmp_path, {"connectInject": {"enabled": True}})
+    assert not ok
+    assert ('global.consulRelease: no Consul client agents of release "mesh" in namespace "consul" '
+            '(no DaemonSet "mesh-consul"') in err
+    assert "set global.consulRelease to the release name of the Consul chart" in err
+
+
+async def test_a_global_name_shared_with_another_release_is_inconsistent(cluster: FakeKubeAPI, helm: str | None,
+                                                                         tmp_path: Path) -> None:
+    """global.name: consul makes <C> "consul" whatever the release; the agents' label says whose they are."""
+    agents(cluster, "consul", cs.RELEASE)
+    values = {"connectInject": {"enabled": True}, "global": {"name": "consul", "consulRelease": "other"}}
+    ok, err = await render(cluster, helm, tmp_path, values)
+    assert not ok
+    assert ('global.consulRelease is "other" but the Consul client agents here (DaemonSet "consul") belong to '
+            'release "consul" (label release=consul)') in err and "Fix: set global.consulRelease=consul" in err
