@@ -4,7 +4,6 @@ rules, and template overrides. Problems are `path: message` lines, before any po
 from __future__ import annotations
 
 import pytest
-from pathlib import Path
 import yaml
 
 from engine_helpers import container, inject, load_config, make_pod
@@ -166,9 +165,10 @@ def test_the_config_entry_controller_is_accepted():
 def test_defaults_come_only_from_the_charts_values_yaml(tmp_path):
     """Values merged without the chart's defaults (the chart's ConfigMap, `--no-chart-defaults`)
     that lack a key get chart/values.yaml's default for it, not a Python copy: an empty file gives
-    the same settings as the chart's defaults. And no literal default is written in the values
-    layer (a copy would drift from the chart)."""
-    import ast
+    the same settings as the chart's defaults. A `resources` block is the exception, as before
+    this rule: absent (in the ConfigMap, the user deleted it with null) means no resources.
+    tests/test_values_defaults.py checks the same key by key, and that no literal default is
+    written in the values layer."""
     import dataclasses
 
     from generator.values import config as values_config
@@ -179,11 +179,7 @@ def test_defaults_come_only_from_the_charts_values_yaml(tmp_path):
     full = values_config.load([], ["connectInject.enabled=true"], environ={})
     differing = [f.name for f in dataclasses.fields(full) if f.name != "values"
                  and getattr(bare, f.name) != getattr(full, f.name)]
-    assert differing == []
-    tree = ast.parse(Path(values_config.__file__).read_text())
-    literal_defaults = [
-        node.lineno for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-        and ((node.func.id == "_get" and len(node.args) == 3) or (node.func.id == "g" and len(node.args) == 2))
-        and isinstance(node.args[-1], (ast.Constant, ast.List)) and node.args[-1] is not node.args[0]]
-    assert literal_defaults == []
+    assert differing == ["init_resources", "consul_sidecar_resources"]  # the blocks with chart defaults
+    assert bare.init_resources == bare.consul_sidecar_resources == config_mod.Resources()
+    nulled = values_config.load([], ["connectInject.enabled=true", "connectInject.initContainer.resources=null"], environ={})
+    assert nulled.init_resources == config_mod.Resources()

@@ -5,7 +5,7 @@ A key this chart does not use is ignored, and `check-values` lists it as a warni
 Consul chart versions that had it; a key that no version ever had is an error with a did-you-mean
 (`SyncCatalog` → `syncCatalog`). The keys are data, `data/consul-chart-keys.tsv` (every dotted key,
 its first and last version, the type of its default and its v0.37.0 default), gathered from each
-tagged version's values.yaml. The values schema check (config.schema_problems) and the chart's
+tagged version's values.yaml. The values schema check (schema.schema_problems) and the chart's
 values.schema.json (schema_json) both read it.
 
 A row is a leaf: whatever is under it is free-form (`server.extraConfig`, `*.resources`). A proper

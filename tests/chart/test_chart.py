@@ -176,7 +176,7 @@ def test_controller_values_configmap_is_the_injectors_plus_the_datacenter(values
         cm = _component(rendered, "ConfigMap", "controller")
         assert cm["metadata"]["name"] == ("mesh" if values == "kitchen-sink" else "consul-consul") + "-controller-config"
         controller = json.loads(cm["data"]["values.json"])
-        assert controller["global"].pop("datacenter") == "dc7"
+        assert controller["global"]["datacenter"] == injector["global"]["datacenter"] == "dc7"
         assert controller["connectInject"].pop("enabled") is enabled
         assert controller == {**injector, "connectInject": {k: v for k, v in injector["connectInject"].items() if k != "enabled"}}
         deployment = _component(rendered, "Deployment", "controller")

@@ -1,15 +1,21 @@
-"""The webhook's ConfigMap holds what the engine reads, and nothing else of global, client and dns.
+"""The values ConfigMap holds what the three components read, and nothing else of global, client,
+dns and controller.
 
 The ConfigMap is readable by anyone with the `view` role, and the Consul chart's values carry
 secrets in keys this chart does not use (client.extraEnvironmentVars, the ACL, gossip and licence
-Secret references, ...). Those never reach it; the engine still injects, from the ConfigMap alone,
-exactly the golden pods it injects from the whole values (`serve --values values.json
---no-chart-defaults`, as the chart starts it).
+Secret references, ...). Those never reach it. Its list of keys is exactly the keys the settings
+read (generator/values), and from the ConfigMap alone (`--values values.json --no-chart-defaults`,
+as the chart starts the webhook and the controllers) the injector, the endpoints controller and
+the config-entry controller get the same settings as from the whole values, and the engine injects
+exactly the golden pods it injects from the whole values.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -22,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # golden_cases (tests/), also when only
 import golden_cases  # noqa: E402
 
 from generator.inject import engine  # noqa: E402
-from generator.values import helmvalues  # noqa: E402
+from generator.values import config as values_config, helmvalues, source  # noqa: E402
 from generator.inject.review import no_labels  # noqa: E402
 from generator.inject.workloads import inject_stream  # noqa: E402
 from generator.base.yamlio import dump_stream, read_stream  # noqa: E402
@@ -160,3 +166,104 @@ def test_the_endpoints_controller_reads_the_same_settings_from_the_configmap(var
     mounted = values_config.load([str(values_file)], chart_defaults=False, environ=env)
     assert Settings.from_config(mounted) == Settings.from_config(whole)
     assert mounted.auth_method == whole.auth_method
+
+
+CA_ENV = {"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem")}
+# Keys the settings read that the ConfigMap does not copy: global.name carries the fullname they
+# make (the template sets it), and all of connectInject is copied.
+FULLNAME_KEYS = {"fullnameOverride", "nameOverride", "global.name"}
+
+
+def configmap_keys() -> list[str]:
+    """The template's list of keys it copies besides connectInject."""
+    text = (CHART / "templates" / "connect-inject-configmap.yaml").read_text()
+    listed = re.search(r"\$engineKeys := list(.*?)}}", text, re.S)
+    assert listed, "connect-inject-configmap.yaml: no $engineKeys list"
+    return re.findall(r'"([^"]+)"', listed.group(1))
+
+
+def keys_read(values: dict) -> set[str]:
+    """Every key the settings of the three components read from `values` (over the chart defaults)."""
+    v = source.Values(helmvalues.coalesce(source.chart_defaults(), values))
+    values_config.from_values(v, environ=CA_ENV)
+    return v.read
+
+
+# Values under which the settings read every key they can (each switch that makes them read more).
+READ_EVERYTHING = [
+    {},
+    {"global": {"enableConsulNamespaces": True, "adminPartitions": {"enabled": True},
+                "acls": {"manageSystemACLs": True}, "tls": {"enabled": True}}},
+]
+
+
+def test_the_configmap_copies_exactly_the_keys_the_components_read() -> None:
+    read = set().union(*(keys_read(values) for values in READ_EVERYTHING))
+    expected = {k for k in read if not k.startswith("connectInject.")} - FULLNAME_KEYS
+    listed = configmap_keys()
+    assert len(listed) == len(set(listed))
+    assert sorted(set(listed) - expected) == [], "copied but read by no component"
+    assert sorted(expected - set(listed)) == [], "read by a component but not copied"
+
+
+def _user_file(values: dict) -> dict:
+    return {**values, "connectInject": {**values.get("connectInject", {}), "enabled": True}}
+
+
+def _consul_chart_defaults(version: str) -> dict:
+    """A real `helm get values --all` of the Consul chart (tests/data), injection on."""
+    data = json.loads(gzip.decompress((ROOT / "tests" / "data" / "consul-chart-defaults.json.gz").read_bytes()))
+    return _user_file(data[version])
+
+
+VALUES_FILES = {
+    "defaults": lambda: _user_file({}),
+    "acls": lambda: _user_file({"global": {"acls": {"manageSystemACLs": True}}}),
+    "namespaces-mirroring": lambda: _user_file({
+        "global": {"enableConsulNamespaces": True, "acls": {"manageSystemACLs": True}},
+        "connectInject": {"consulNamespaces": {"mirroringK8S": True, "mirroringK8SPrefix": "k8s-"},
+                          "k8sAllowNamespaces": ["apps", "web"], "k8sDenyNamespaces": ["legacy"]}}),
+    "partitions-tls": lambda: _user_file({
+        "global": {"enableConsulNamespaces": True, "adminPartitions": {"enabled": True, "name": "team-a"},
+                   "tls": {"enabled": True}},
+        "connectInject": {"consulNamespaces": {"consulDestinationNamespace": "apps"}}}),
+    "controller-keys": lambda: _user_file({
+        "global": {"datacenter": "dc-east", "consulRelease": "consul-servers", "logLevel": "warn", "logJSON": True},
+        "controller": {"logLevel": "debug"}, "connectInject": {"overrideAuthMethodName": "by-hand"}}),
+    "nulls": lambda: _user_file({
+        "global": {"logLevel": None, "datacenter": None},
+        "connectInject": {"transparentProxy": {"defaultEnabled": None}, "initContainer": {"resources": None},
+                          "metrics": {"defaultPrometheusScrapePort": None}}}),
+    "kitchen-sink": lambda: merge_values(CHART / "ci" / "kitchen-sink-values.yaml"),
+    "controller-alone": lambda: {"controller": {"enabled": True, "logLevel": "warn"}, "global": {"datacenter": "dc2"}},
+    "consul-chart-v0.37.0": lambda: _consul_chart_defaults("v0.37.0"),
+    "consul-chart-v0.49.8": lambda: _consul_chart_defaults("v0.49.8"),
+}
+
+
+def _sections(settings: values_config.Settings) -> tuple:
+    """What the components read; not the values document (the ConfigMap's is a part of it)."""
+    return (settings.release_name, settings.fullname, dataclasses.replace(settings.injector, values={}),
+            settings.endpoints, settings.controller)
+
+
+@pytest.mark.parametrize("name", sorted(VALUES_FILES))
+def test_settings_from_the_configmap_equal_settings_from_the_whole_values(name: str, helm: str | None,
+                                                                         tmp_path: Path) -> None:
+    """For the injector and both controllers: `--values values.json --no-chart-defaults` from the
+    values ConfigMap (the injector's, and the config-entry controller's when it has its own) gives
+    the settings that the whole values file (with secrets beside) gives."""
+    whole_file = tmp_path / "whole.json"
+    whole_file.write_text(json.dumps(VALUES_FILES[name]()))
+    release = "inj" if name == "acls" else "consul"  # global.name carries the fullname of any release
+    rendered = render([whole_file, SECRETS], release=release, helm=helm)
+    whole = values_config.load_settings([whole_file], release_name=release, environ=CA_ENV)
+    configmaps = {o["metadata"]["labels"]["component"]: o for o in rendered.objects if o["kind"] == "ConfigMap"
+                  and o["metadata"].get("labels", {}).get("component") in ("connect-injector", "controller")}
+    assert "connect-injector" in configmaps or name == "controller-alone"
+    assert ("controller" in configmaps) == whole.controller.enabled
+    for component, configmap in configmaps.items():
+        path = tmp_path / f"{component}.json"
+        path.write_text(configmap["data"]["values.json"])
+        from_configmap = values_config.load_settings([path], release_name=release, environ=CA_ENV, chart_defaults=False)
+        assert _sections(from_configmap) == _sections(whole), component
