@@ -1,7 +1,7 @@
 """The log level the chart passes to each process is the one the settings derive.
 
 generator/values/shared.log_level() is the rule (`<component>.logLevel`, else global.logLevel) and
-each settings section carries its result; the Deployments pass it as `--log-level`, with `trace`
+each settings section carries its result; the three Deployments pass it as `--log-level`, with `trace`
 (which the injected consul-sidecar takes) as `debug` (our processes log at debug, info, warn,
 error). For each combination, every Deployment that runs `connect-inject` says what the section of
 its component says.
@@ -18,13 +18,13 @@ from generator import values
 from helmrender import render
 
 # The section of the settings each `connect-inject` subcommand reads.
-SECTION = {"serve": "injector", "endpoints-controller": "endpoints"}
+SECTION = {"serve": "injector", "endpoints-controller": "endpoints", "controller": "controller"}
 CASES = {
     "defaults": {},
     "global": {"global": {"logLevel": "warn"}},
-    "component": {"global": {"logLevel": "error"}, "connectInject": {"logLevel": "debug"}},
-    "trace": {"connectInject": {"logLevel": "trace"}},
-    "empty-component": {"global": {"logLevel": "trace"}, "connectInject": {"logLevel": ""}},
+    "component": {"global": {"logLevel": "error"}, "connectInject": {"logLevel": "debug"}, "controller": {"logLevel": "warn"}},
+    "trace": {"connectInject": {"logLevel": "trace"}, "controller": {"logLevel": "trace"}},
+    "empty-component": {"global": {"logLevel": "trace"}, "connectInject": {"logLevel": ""}, "controller": {"logLevel": ""}},
 }
 
 
@@ -34,7 +34,8 @@ def _process_level(level: str) -> str:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_deployment_passes_its_sections_log_level(case: str, helm: str | None, tmp_path: Path) -> None:
-    user = {**CASES[case], "connectInject": {**CASES[case].get("connectInject", {}), "enabled": True}}
+    user = {**CASES[case], "connectInject": {**CASES[case].get("connectInject", {}), "enabled": True},
+            "controller": {**CASES[case].get("controller", {}), "enabled": True}}
     rendered = render([user], helm=helm)
     path = tmp_path / "values.json"
     path.write_text(json.dumps(user))
