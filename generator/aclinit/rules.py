@@ -60,3 +60,18 @@ def cross_namespace_rules(partition: str = "") -> str:
     if partition:
         text += "\n}"
     return text
+
+
+def anonymous_rules(namespaces: bool, partitions: bool) -> str:
+    """`anonymous-token-policy` (reference anonymousTokenRules, as its trimmed template renders):
+    read on every node and service, so that cross-datacenter requests, which arrive without the
+    pod's local token, can still discover services."""
+    text = '\npartition_prefix "" {' if partitions else ""
+    if namespaces:
+        text += '\n  namespace_prefix "" {'
+    text += '\n    node_prefix "" {\n       policy = "read"\n    }\n    service_prefix "" {\n       policy = "read"\n    }'
+    if namespaces:
+        text += "\n  }"
+    if partitions:
+        text += "\n}"
+    return text

@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from generator.aclinit import kube as k8s
-from generator.aclinit.settings import (AUTH_METHOD_DESCRIPTION, BINDING_RULE_BIND_NAME, BINDING_RULE_DESCRIPTION,
+from generator.aclinit.settings import (ANONYMOUS_ACCESSOR, ANONYMOUS_DESCRIPTION, ANONYMOUS_POLICY,
+                                        AUTH_METHOD_DESCRIPTION, BINDING_RULE_BIND_NAME, BINDING_RULE_DESCRIPTION,
                                         CROSS_NAMESPACE_DESCRIPTION, CROSS_NAMESPACE_POLICY, TOKEN_KEY, Settings)
 from generator.consul import (Consul, ConsulClient, ConsulConfig, ConsulStatusError, ConsulTLSError,
                               ConsulUnreachable, TokenSource)
@@ -180,6 +181,8 @@ class Runner:
                     await self._group(lambda: self._policy_and_token(
                         s.policy_name("connect-inject", datacenter, primary), s.inject_rules(),
                         local=not s.enable_namespaces, datacenter=datacenter, secret_name=s.inject_secret))
+                if s.needs_anonymous_policy(primary):
+                    await self._group(self._anonymous)
                 if s.controller:
                     await self._group(lambda: self._policy_and_token(
                         s.policy_name("controller", datacenter, primary), s.controller_rules(),
@@ -266,6 +269,23 @@ class Runner:
                          "RoleDefaults": acls.get("RoleDefaults") or []}}
         await self._retry("update Consul namespace default", lambda: client.update_namespace("default", body))
         self.report.line("updated", "namespace", "default", f"policy default {CROSS_NAMESPACE_POLICY} added")
+
+    async def _anonymous(self) -> None:
+        """`anonymous-token-policy` on Consul's anonymous token (reference configureAnonymousPolicy).
+        The policy is added to the token's links, never replacing others an operator gave it."""
+        await self._policy(ANONYMOUS_POLICY, ANONYMOUS_DESCRIPTION, self.s.anonymous_rules(), [])
+        client = self._client()
+        token = await self._retry("read the anonymous token", lambda: client.acl_token(ANONYMOUS_ACCESSOR))
+        if token is None:
+            raise ObjectFailure(f"token {ANONYMOUS_ACCESSOR} (anonymous): Consul does not know it; are ACLs "
+                                "bootstrapped in this datacenter?")
+        links = [{"Name": p.get("Name")} for p in token.get("Policies") or [] if isinstance(p, dict)]
+        if any(link["Name"] == ANONYMOUS_POLICY for link in links):
+            self.report.line("unchanged", "token", "anonymous")
+            return
+        body = {"Description": token.get("Description") or "", "Policies": links + [{"Name": ANONYMOUS_POLICY}]}
+        await self._retry("update the anonymous token", lambda: client.update_acl_token(ANONYMOUS_ACCESSOR, body))
+        self.report.line("updated", "token", "anonymous", f"policy {ANONYMOUS_POLICY} added")
 
     async def _policy(self, name: str, description: str, rules: str, datacenters: list[str]) -> None:
         client = self._client()

@@ -19,6 +19,9 @@ from generator.values.config import compute_fullname, setting, tristate
 DEFAULT_K8S_HOST = "https://kubernetes.default.svc"  # the reference's defaultKubernetesHost
 CROSS_NAMESPACE_POLICY = "cross-namespace-policy"
 CROSS_NAMESPACE_DESCRIPTION = "Policy to allow permissions to cross Consul namespaces for k8s services"
+ANONYMOUS_POLICY = "anonymous-token-policy"
+ANONYMOUS_DESCRIPTION = "Anonymous token Policy"
+ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002"  # Consul's anonymous token
 AUTH_METHOD_DESCRIPTION = "Kubernetes Auth Method"
 BINDING_RULE_DESCRIPTION = "Kubernetes binding rule"
 BINDING_RULE_BIND_NAME = "${serviceaccount.name}"
@@ -90,6 +93,15 @@ class Settings:
     def cross_namespace_rules(self) -> str:
         return rules.cross_namespace_rules(self.partition)
 
+    def anonymous_rules(self) -> str:
+        return rules.anonymous_rules(self.enable_namespaces, bool(self.partition))
+
+    def needs_anonymous_policy(self, primary: bool) -> bool:
+        """The reference's createAnonymousPolicy for connect inject: in the primary datacenter of a
+        federation, cross-datacenter requests arrive without the pod's token; the Consul release
+        stops writing this policy once its own injector is off (unless its DNS is on)."""
+        return primary and self.inject and self.federation
+
 
 def from_values(values: Mapping[str, Any], *, consul_release: str, namespace: str,
                 auth_method_service_account: str) -> Settings:
@@ -119,9 +131,11 @@ def from_values(values: Mapping[str, Any], *, consul_release: str, namespace: st
 
 def _management_secret(values: Mapping[str, Any], fullname: str) -> TokenSecret:
     """The reference's order (§1.2): `global.acls.bootstrapToken` when both keys are set, else
-    the Secret server-acl-init wrote when it bootstrapped the ACLs."""
-    name = setting(values, "global.acls.bootstrapToken.secretName")
-    key = setting(values, "global.acls.bootstrapToken.secretKey")
-    if name and key:
-        return TokenSecret(str(name), str(key), "global.acls.bootstrapToken")
+    `global.acls.replicationToken` (a secondary datacenter: the replication token is the
+    management token there), else the Secret server-acl-init wrote when it bootstrapped the ACLs."""
+    for key_path in ("global.acls.bootstrapToken", "global.acls.replicationToken"):
+        name = setting(values, key_path + ".secretName")
+        key = setting(values, key_path + ".secretKey")
+        if name and key:
+            return TokenSecret(str(name), str(key), key_path)
     return TokenSecret(f"{fullname}-bootstrap-acl-token", TOKEN_KEY, "the Consul chart's ACL bootstrap")

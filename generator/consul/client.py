@@ -309,6 +309,22 @@ class ConsulClient:
         return cast(Json, _expect(await self._request("PUT", "/v1/acl/token", body=dict(token), namespaced=False),
                                   dict, "ACL token"))
 
+    async def acl_token(self, accessor_id: str) -> Json | None:
+        """GET /v1/acl/token/<accessor>; None when Consul does not know it (403 `ACL not found`)."""
+        try:
+            out = await self._request("GET", f"/v1/acl/token/{accessor_id}", namespaced=False)
+        except ConsulStatusError as err:
+            if _acl_not_found(err):
+                return None
+            raise
+        return cast(Json, _expect(out, dict, "ACL token"))
+
+    async def update_acl_token(self, accessor_id: str, token: Mapping[str, Any]) -> Json:
+        """PUT /v1/acl/token/<accessor>: the token's links replaced by those in `token`."""
+        body = {"AccessorID": accessor_id, **token}
+        return cast(Json, _expect(await self._request("PUT", f"/v1/acl/token/{accessor_id}", body=body,
+                                                      namespaced=False), dict, "ACL token"))
+
     async def acl_policy_by_name(self, name: str) -> Json | None:
         """GET /v1/acl/policy/name/<name>; None when there is none (403 `ACL not found` or 404)."""
         try:

@@ -330,3 +330,52 @@ async def test_a_secondary_datacenter_of_a_federation_suffixes_the_policies(tmp_
         assert code == 0, report.errors
         assert "created policy connect-inject-token-dc2" in report.lines
         assert "created policy controller-token-dc2" in report.lines
+
+
+async def test_a_federations_primary_gives_the_anonymous_token_read_on_services(tmp_path: Path) -> None:
+    """Fakes: consul_agent (primary dc1; Consul's anonymous token exists from the bootstrap) +
+    kube_api. Cross-datacenter requests arrive without the pod's token: with the Consul release's
+    own injector off, only this job writes `anonymous-token-policy` (reference §1.5). A second run
+    changes nothing; a policy an operator linked to the token stays."""
+    async with FakeKubeAPI(resources=RESOURCES + accounts.ACCOUNTS) as api, \
+            FakeConsul(1, acl_enabled=True, master_token=ROOT_TOKEN) as consul:
+        install_consul_release(api)
+        consul.add_policy("operators-read", 'node_prefix "" { policy = "read" }', "mine")
+        anonymous = consul.tokens["00000000-0000-0000-0000-000000000002"]
+        anonymous["Policies"] = [{"ID": consul._policy_by_name("operators-read")["ID"], "Name": "operators-read"}]
+        env = Env(api, consul, api.kubeconfig(tmp_path / "kubeconfig", namespace=NS))
+        code, report = await env.run("global.federation.enabled=true")
+        assert code == 0, report.errors
+        assert "created policy anonymous-token-policy" in report.lines
+        assert "updated token anonymous: policy anonymous-token-policy added" in report.lines
+        assert [p["Name"] for p in anonymous["Policies"]] == ["operators-read", "anonymous-token-policy"]
+        policy = {p["Name"]: p for p in consul.policies.values()}["anonymous-token-policy"]
+        assert policy["Description"] == "Anonymous token Policy"
+        assert policy["Rules"] == ('\n    node_prefix "" {\n       policy = "read"\n    }\n'
+                                   '    service_prefix "" {\n       policy = "read"\n    }')
+        code, report = await env.run("global.federation.enabled=true")
+        assert code == 0 and "unchanged token anonymous" in report.lines
+
+
+async def test_without_federation_the_anonymous_token_is_left_alone(env: Env) -> None:
+    """Fakes: consul_agent + consul_acl. Nothing cross-datacenter: no anonymous policy written."""
+    code, report = await env.run()
+    assert code == 0, report.errors
+    assert not any("anonymous" in line for line in report.lines)
+
+
+async def test_a_secondary_datacenter_uses_the_replication_token_as_management_token(tmp_path: Path) -> None:
+    """Fakes: consul_agent in dc2 (primary dc1) + kube_api. The reference's order: bootstrapToken,
+    else replicationToken (a secondary has no bootstrap Secret), else <C>-bootstrap-acl-token."""
+    async with FakeKubeAPI(resources=RESOURCES + accounts.ACCOUNTS) as api, \
+            FakeConsul(1, acl_enabled=True, master_token=ROOT_TOKEN, datacenter="dc2",
+                       primary_datacenter="dc1") as consul:
+        install_consul_release(api)
+        api.delete("v1", "Secret", NS, f"{C}-bootstrap-acl-token")
+        api.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                    "metadata": {"name": "replication", "namespace": NS}, "data": {"token": b64(ROOT_TOKEN)}})
+        env = Env(api, consul, api.kubeconfig(tmp_path / "kubeconfig", namespace=NS))
+        code, report = await env.run("global.federation.enabled=true", "global.acls.replicationToken.secretName=replication",
+                                     "global.acls.replicationToken.secretKey=token")
+        assert code == 0, report.errors
+        assert "created policy connect-inject-token-dc2" in report.lines

@@ -295,7 +295,7 @@ async def test_acl_tokens(make_fake):
     root = {"X-Consul-Token": "root"}
     listed = (await call(fake, "GET", "/v1/acl/tokens", headers=root, params={"authmethod": "k8s"}))[1]
     assert [t["AccessorID"] for t in listed] == [token["AccessorID"]]
-    assert len((await call(fake, "GET", "/v1/acl/tokens", headers=root))[1]) == 2  # and the master token
+    assert len((await call(fake, "GET", "/v1/acl/tokens", headers=root))[1]) == 3  # and the master and anonymous tokens
     path = f"/v1/acl/token/{token['AccessorID']}"
     assert await call(fake, "DELETE", path, headers=root) == (200, True)
     assert await call(fake, "GET", path, headers=root) == (403, "ACL not found")

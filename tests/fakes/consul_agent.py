@@ -69,6 +69,7 @@ PASSING, WARNING, CRITICAL = "passing", "warning", "critical"
 STATUSES = (PASSING, WARNING, CRITICAL)
 DEFAULT = "default"
 MANAGEMENT_POLICY = {"ID": "00000000-0000-0000-0000-000000000001", "Name": "global-management"}
+ANONYMOUS_ACCESSOR = "00000000-0000-0000-0000-000000000002"  # Consul's anonymous token
 PROXY_KINDS = ("connect-proxy",)
 SERVICE_KINDS = ("", "connect-proxy", "mesh-gateway", "terminating-gateway", "ingress-gateway")
 _META_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -803,8 +804,9 @@ class FakeConsul:
         if self.acl_enabled:
             self.policies[MANAGEMENT_POLICY["ID"]] = {**MANAGEMENT_POLICY, "Description": "Builtin Policy",
                                                       "Rules": "", "Namespace": DEFAULT}
-            self.add_token(secret=self.master_token, accessor="00000000-0000-0000-0000-000000000002",
-                           description="Master Token", policies=[MANAGEMENT_POLICY["Name"]])
+            self.add_token(secret=self.master_token, description="Master Token", policies=[MANAGEMENT_POLICY["Name"]])
+            # Consul creates the anonymous token with this fixed accessor when ACLs bootstrap.
+            self.add_token(secret="anonymous", accessor=ANONYMOUS_ACCESSOR, description="Anonymous Token")
 
     def reset(self) -> None:
         """Forget everything: agents' and servers' state, journal, faults."""
@@ -1361,6 +1363,31 @@ class FakeConsul:
                                namespace=spec["Namespace"] or ns, local=spec["Local"])
         return 200, _token_view(token, self.enterprise)
 
+    def _h_token_update(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str,
+                        id: str) -> tuple[int, Any]:
+        """PUT /v1/acl/token/:AccessorID: replaces the token's Description and links (the SecretID
+        and AccessorID cannot change; a body naming another AccessorID is a 400)."""
+        self._require_acl()
+        token = self.tokens.get(id)
+        if token is None:
+            raise ApiError(403, "ACL not found")
+        try:
+            spec = decode(body, ACL_TOKEN)
+        except DecodeError as err:
+            raise bad_request(f"Request decode failed: {err}") from None
+        if spec["AccessorID"] and spec["AccessorID"] != id:
+            raise bad_request("Token Accessor ID in URL and payload do not match")
+        links = []
+        for link in spec["Policies"] or []:
+            try:
+                links.append({"ID": self._policy_by_name(link["Name"])["ID"], "Name": link["Name"]})
+            except KeyError:
+                raise bad_request(f"cannot find policy {link['Name']}") from None
+        token.update(Description=spec["Description"] or token["Description"], Policies=links,
+                     ModifyIndex=self.next_index())
+        self.changed()
+        return 200, _token_view(token, self.enterprise)
+
     def _h_login(self, agent: FakeAgent, request: web.Request, body: Any, ns: str, partition: str) -> tuple[int, Any]:
         self._require_acl()
         try:
@@ -1514,6 +1541,7 @@ _ROUTES = [
     _r("GET", r"/v1/acl/tokens", FakeConsul._h_tokens),
     _r("PUT", r"/v1/acl/token", FakeConsul._h_token_create),
     _r("GET", r"/v1/acl/token/(?P<id>[^/]+)", FakeConsul._h_token_get),
+    _r("PUT", r"/v1/acl/token/(?P<id>[^/]+)", FakeConsul._h_token_update),
     _r("DELETE", r"/v1/acl/token/(?P<id>[^/]+)", FakeConsul._h_token_delete),
     _r("POST,PUT", r"/v1/acl/login", FakeConsul._h_login),
     _r("PUT", r"/v1/acl/policy", FakeConsul._h_policy_put),
