@@ -18,6 +18,7 @@ from generator.base.errors import ConfigError, ReviewError
 if TYPE_CHECKING:
     from generator.inject.review import NamespaceLabels
     from generator.values.config import Config
+    from generator.values.controllers import ControllerSettings
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -148,8 +149,8 @@ def _values_only(args: argparse.Namespace) -> int:
     from generator.values import config as values
 
     try:
-        settings = values.load(args.values, args.set, release_name=args.release_name,
-                               chart_defaults=not args.no_chart_defaults)
+        settings = values.load_settings(args.values, args.set, release_name=args.release_name,
+                                        chart_defaults=not args.no_chart_defaults)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -157,15 +158,15 @@ def _values_only(args: argparse.Namespace) -> int:
     if args.command == "endpoints-controller":
         from generator.endpoints import controller
 
-        return controller.main(args, settings)
+        return controller.main(args, settings.endpoints)
     if args.command == "controller":
         from generator.entrycontroller import controller as entry_controller
 
-        return entry_controller.main(args, settings)
-    return _check_config_entries(args, settings)
+        return entry_controller.main(args, settings.controller)
+    return _check_config_entries(args, settings.controller)
 
 
-def _check_config_entries(args: argparse.Namespace, settings: Config) -> int:
+def _check_config_entries(args: argparse.Namespace, settings: ControllerSettings) -> int:
     from generator.entrycontroller import offline
 
     docs = _read_docs(args)

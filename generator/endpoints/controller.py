@@ -41,6 +41,7 @@ from generator.endpoints.fields import mapping, string
 from generator.endpoints.reconciler import Reconciler
 from generator.endpoints.registration import INJECT_STATUS, INJECTED, addresses
 from generator.endpoints.settings import Settings
+from generator.values.controllers import EndpointsSettings
 from generator.kube.cache import Event, WatchCache, key as cache_key
 from generator.kube.client import controller_api_client
 from generator.kube.workqueue import QueueMetrics, RateLimiter, WorkQueue
@@ -209,13 +210,13 @@ class PodEvents:
 class EndpointsController:
     """Builds the runtime.Controller: handlers from the caches into the queue, the reconciler."""
 
-    def __init__(self, args: argparse.Namespace, config: Any, api: k8s.ApiClient, consul: Consul,
+    def __init__(self, args: argparse.Namespace, config: EndpointsSettings, api: k8s.ApiClient, consul: Consul,
                  settings: Settings | None = None, *, workers: int = WORKERS, resync: float = RESYNC_SECONDS) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.core = k8s.CoreV1Api(api)
         self.consul = consul
         self.caches = Caches(self.core, args.release_name, runtime.release_namespace(args.release_namespace))
-        self.settings = settings or Settings.from_config(config)
+        self.settings = settings or Settings.from_section(config)
         self.elector_is_leader = lambda: True  # replaced by run() with the elector's
         self.events = PodEvents(self.core, self.registry, lambda: self.elector_is_leader())
         self.reconciler = Reconciler(_World(self.caches), consul, self.settings, auth_method=config.auth_method,
@@ -310,7 +311,7 @@ class EndpointsController:
                                   registry=self.registry, lead=self.lead, close=self.consul.close)
 
 
-async def serve(args: argparse.Namespace, config: Any, api: k8s.ApiClient) -> int:
+async def serve(args: argparse.Namespace, config: EndpointsSettings, api: k8s.ApiClient) -> int:
     """Run until SIGTERM; the exit code."""
     consul = Consul(ConsulConfig.from_env(partition=config.partition or ""))
     endpoints = EndpointsController(args, config, api, consul, resync=args.resync_period)
@@ -321,7 +322,7 @@ async def serve(args: argparse.Namespace, config: Any, api: k8s.ApiClient) -> in
     return await runtime.run(controller, args, api, on_elector=bind)
 
 
-def main(args: argparse.Namespace, config: Any) -> int:
+def main(args: argparse.Namespace, config: EndpointsSettings) -> int:
     """`connect-inject endpoints-controller`: 0 after SIGTERM, 1 on a startup problem."""
     logs.setup(args.log_level, args.log_json)
     try:

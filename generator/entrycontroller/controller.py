@@ -30,6 +30,7 @@ from generator.consul.errors import ConsulConfigError
 from generator.controllers import runtime
 from generator.entrycontroller import admission
 from generator.entrycontroller.reconciler import Reconciler, Settings
+from generator.values.controllers import ControllerSettings
 from generator.kube.cache import Event, WatchCache, key as cache_key
 from generator.kube.client import controller_api_client
 from generator.kube.workqueue import QueueMetrics, RateLimiter, WorkQueue
@@ -47,13 +48,14 @@ K8S_TIMEOUT = 10
 MAX_REMEMBERED_EVENTS = 10_000
 
 
-def settings_from(config: Any) -> Settings:
-    """The reference's controller flags, from the same values keys as the chart passes them."""
-    meta = ConsulMeta(partitions_enabled=bool(config.partition), partition=config.partition or "",
-                      namespaces_enabled=config.enable_namespaces,
-                      destination_namespace=config.destination_namespace or "default",
-                      mirroring=config.mirroring, prefix=config.mirroring_prefix or "")
-    return Settings(datacenter=config.datacenter, consul_meta=meta, cross_namespace_policy=config.cross_namespace_policy)
+def settings_from(section: ControllerSettings) -> Settings:
+    """The reconcile's settings from the values layer's config-entry controller section
+    (generator.values.controllers.ControllerSettings)."""
+    meta = ConsulMeta(partitions_enabled=section.enable_partitions, partition=section.partition,
+                      namespaces_enabled=section.enable_consul_namespaces,
+                      destination_namespace=section.consul_destination_namespace or "default",
+                      mirroring=section.enable_mirroring, prefix=section.mirroring_prefix or "")
+    return Settings(datacenter=section.datacenter, consul_meta=meta, cross_namespace_policy=section.cross_namespace_policy)
 
 
 class KubeResources:
@@ -115,7 +117,7 @@ class KubeResources:
 
 
 class ConfigEntryController:
-    def __init__(self, config: Any, api: k8s.ApiClient, consul: Consul, *, settings: Settings | None = None,
+    def __init__(self, config: ControllerSettings, api: k8s.ApiClient, consul: Consul, *, settings: Settings | None = None,
                  workers: int = WORKERS, resync: float = 300.0) -> None:
         self.metrics = Metrics()  # the webhook's families (certificate expiry) plus ours, one registry
         self.registry = self.metrics.registry
@@ -213,7 +215,7 @@ class ConfigEntryController:
                                   problems=self.problems)
 
 
-async def serve(args: argparse.Namespace, config: Any, api: k8s.ApiClient) -> int:
+async def serve(args: argparse.Namespace, config: ControllerSettings, api: k8s.ApiClient) -> int:
     consul = Consul(ConsulConfig.from_env(partition=config.partition or ""))
     entries = ConfigEntryController(config, api, consul, resync=args.resync_period)
     webhooks = None
@@ -248,7 +250,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runtime.add_arguments(parser)
 
 
-def main(args: argparse.Namespace, config: Any) -> int:
+def main(args: argparse.Namespace, config: ControllerSettings) -> int:
     """`connect-inject controller`: 0 after SIGTERM, 1 on a startup problem."""
     logs.setup(args.log_level, args.log_json)
     if args.listen is not None and not args.tls_cert_dir:

@@ -15,6 +15,7 @@ from typing import Any
 from generator.configentries import KINDS, Kind
 from generator.entrycontroller import admission
 from generator.entrycontroller.controller import settings_from
+from generator.values.controllers import ControllerSettings
 
 
 def _resources(docs: Iterable[Any]) -> Iterable[dict[str, Any]]:
@@ -25,7 +26,7 @@ def _resources(docs: Iterable[Any]) -> Iterable[dict[str, Any]]:
             yield doc
 
 
-def check(docs: Iterable[Any], config: Any) -> tuple[list[str], int]:
+def check(docs: Iterable[Any], config: ControllerSettings) -> tuple[list[str], int]:
     """(problem lines, how many config-entry resources were checked)."""
     meta = settings_from(config).consul_meta
     seen: dict[str, list[Mapping[str, Any]]] = {}

@@ -184,8 +184,9 @@ def test_controller_values_configmap_is_the_injectors_plus_the_datacenter(values
         assert volume["configMap"]["name"] == cm["metadata"]["name"]
         path = tmp_path / f"{enabled}.json"
         path.write_text(cm["data"]["values.json"])
-        settings = settings_from(config_mod.load([path], chart_defaults=False,
-                                                   environ={"CONSUL_CACERT": str(ROOT / "tests" / "golden" / "consul-ca.pem")}))
+        settings = settings_from(config_mod.load_settings(
+            [path], chart_defaults=False,
+            environ={"CONSUL_CACERT": str(ROOT / "tests" / "golden" / "consul-ca.pem")}).controller)
         assert settings.datacenter == "dc7"
         if values == "kitchen-sink":  # namespaces, mirroring, partition and ACLs from the chart's values
             assert settings.consul_meta.mirroring and settings.consul_meta.prefix == "k8s-"

@@ -163,9 +163,9 @@ def test_the_endpoints_controller_reads_the_same_settings_from_the_configmap(var
     values_file = tmp_path / "values.json"
     values_file.write_text(injector_configmap(render([kitchen_sink, SECRETS], helm=helm))["data"]["values.json"])
     env = {"CONSUL_CACERT": str(golden_cases.GOLDEN / "consul-ca.pem")}
-    whole = values_config.load([str(kitchen_sink)], environ=env)
-    mounted = values_config.load([str(values_file)], chart_defaults=False, environ=env)
-    assert Settings.from_config(mounted) == Settings.from_config(whole)
+    whole = values_config.load_settings([str(kitchen_sink)], environ=env).endpoints
+    mounted = values_config.load_settings([str(values_file)], chart_defaults=False, environ=env).endpoints
+    assert Settings.from_section(mounted) == Settings.from_section(whole)
     assert mounted.auth_method == whole.auth_method
 
 
