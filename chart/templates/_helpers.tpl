@@ -36,6 +36,18 @@ Secrets, its auth method, its servers). The same rule as consul.fullname, for th
 {{- end -}}
 {{- end -}}
 
+{{/*
+A component's --log-level: its own key (connectInject.logLevel, controller.logLevel), else
+global.logLevel, else info; `trace` (the Consul chart allows it) as debug, the finest our processes
+have. Argument: (list $ <the component's own level>). The values layer derives the same
+(generator/values/shared.py; tests/chart/test_log_level.py).
+*/}}
+{{- define "consul.logLevel" -}}
+{{- $root := index . 0 -}}
+{{- $level := index . 1 | default $root.Values.global.logLevel | default "info" -}}
+{{- ternary "debug" $level (eq $level "trace") -}}
+{{- end -}}
+
 {{- define "consul.chart" -}}
 {{- printf "%s-helm" .Chart.Name | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
