@@ -53,6 +53,7 @@ WORKERS = 8               # concurrent reconciles of different Endpoints
 RESYNC_SECONDS = 300.0    # every Endpoints again (cheap: a no-change reconcile sends nothing)
 RETRY_BASE, RETRY_CAP = 0.5, 30.0  # an unreachable Consul is retried at least every 30 s
 MAX_EVENT_MESSAGE = 1024
+MAX_MESSAGES_PER_POD = 32  # problems remembered per pod (not reported again while remembered)
 
 
 # -- what the caches keep (only the fields the reconcile reads) --
@@ -182,6 +183,8 @@ class PodEvents:
         seen = self.sent.setdefault(uid or f"{namespace}/{name}", set())
         if message in seen:
             return
+        if len(seen) >= MAX_MESSAGES_PER_POD:  # a pod edited over and over: memory stays bounded
+            seen.clear()
         seen.add(message)
         self.problems.labels(reason).inc()
         level = logging.INFO if reason == "ignored-value" else logging.WARNING

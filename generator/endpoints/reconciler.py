@@ -147,6 +147,7 @@ class Reconciler:
         if endpoints is not None:
             live = set()
             jobs = []
+            agent_ips = dict(self.world.agents())  # node -> agent pod IP, read once per reconcile
             for address in addresses(endpoints):
                 if not address.is_pod:
                     continue
@@ -154,7 +155,7 @@ class Reconciler:
                 if pod is None or pod_kind(pod) is PodKind.NOT_INJECTED:
                     continue  # not live: an instance at its IP is deregistered
                 live.add(string(mapping(pod.get("status")).get("podIP")) or address.ip)
-                jobs.append(self._pod_errors(pod, name, namespace, address.ready))
+                jobs.append(self._pod_errors(pod, name, namespace, address.ready, agent_ips))
             for found in await _bounded(jobs, POD_CONCURRENCY):
                 errors += found
         errors += await self._deregister(namespace, name, live)
@@ -163,10 +164,11 @@ class Reconciler:
 
     # -- registration (§2) and health (§3) --
 
-    async def _pod_errors(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool) -> list[str]:
+    async def _pod_errors(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool,
+                          agent_ips: Mapping[str, str]) -> list[str]:
         """One pod: its own problem is reported on it; Consul's errors come back for a retry."""
         try:
-            await self._pod(pod, endpoints_name, namespace, ready)
+            await self._pod(pod, endpoints_name, namespace, ready, agent_ips)
         except RegistrationError as e:
             self.on_pod_problem(pod, e.reason or "bad-pod", e.problem)
         except ConsulError as e:
@@ -175,7 +177,8 @@ class Reconciler:
             return [f"pod {string(meta.get('namespace'))}/{string(meta.get('name'))}: {e}"]
         return []
 
-    async def _pod(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool) -> None:
+    async def _pod(self, pod: Mapping[str, Any], endpoints_name: str, namespace: str, ready: bool,
+                   agent_ips: Mapping[str, str]) -> None:
         pod_namespace = string(mapping(pod.get("metadata")).get("namespace")) or namespace
         node = string(mapping(pod.get("spec")).get("nodeName"))
         host_ip = string(mapping(pod.get("status")).get("hostIP"))
@@ -184,7 +187,7 @@ class Reconciler:
         if pod_kind(pod) is PodKind.LEGACY:
             check = health(pod, endpoints_name, ready, namespace)
             consul_ns = self.settings.consul_namespace(pod_namespace)
-            book = await self._known(node, self._agent_ips().get(node, ""), consul_ns)
+            book = await self._known(node, agent_ips.get(node, ""), consul_ns)
             await self._health(self.consul.agent(host_ip, consul_ns), book, consul_ns, check)
             return
         labels = self.world.namespace_labels(pod_namespace)
@@ -197,7 +200,7 @@ class Reconciler:
             self.on_pod_problem(pod, "ignored-value", warning)
         await self._ensure_namespace(reg.consul_namespace)
         client = self.consul.agent(reg.host_ip or host_ip, reg.consul_namespace)
-        book = await self._known(node, self._agent_ips().get(node, ""), reg.consul_namespace)
+        book = await self._known(node, agent_ips.get(node, ""), reg.consul_namespace)
         await self._register(client, book, reg, namespace, endpoints_name)
         await self._health(client, book, reg.consul_namespace, reg.health)
 
@@ -276,9 +279,6 @@ class Reconciler:
                 self.book.forget_node(node)
                 errors.append(f"agent {agent_ip} (node {node}): {e}")
         return errors
-
-    def _agent_ips(self) -> dict[str, str]:
-        return dict(self.world.agents())
 
     async def _known(self, node: str, agent_ip: str, consul_ns: str) -> NodeBook:
         """The node's book, after one listing of what its agent holds of ours in `consul_ns` (our

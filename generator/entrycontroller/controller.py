@@ -44,6 +44,7 @@ LEASE = "consul.hashicorp.com"
 WORKERS = 8
 RETRY_BASE, RETRY_CAP = 0.2, 5.0  # the reference: 200 ms doubling, capped at 5 s
 MAX_BODY = 3 * 1024 * 1024
+BODY_TIMEOUT = 10.0  # seconds to receive a request body (the API server sends it at once)
 K8S_TIMEOUT = 10
 MAX_REMEMBERED_EVENTS = 10_000
 
@@ -176,11 +177,16 @@ class ConfigEntryController:
             if request.content_type != "application/json":
                 return status_error(400, "BadRequest", f"contentType={request.content_type}, expected application/json")
             try:
-                body = await request.read()
+                async with asyncio.timeout(BODY_TIMEOUT):  # a client that stalls cannot hold the handler
+                    body = await request.read()
                 data = json.loads(body)
                 answer = admission.review(data, kind, self.settings.consul_meta, self._existing)
             except web.HTTPRequestEntityTooLarge:
                 return status_error(413, "RequestEntityTooLarge", f"request body is more than {MAX_BODY} bytes")
+            except TimeoutError:
+                return status_error(408, "Timeout", f"request body not received within {BODY_TIMEOUT:g}s")
+            except RecursionError:  # JSON nested deeper than Python parses
+                return status_error(400, "BadRequest", "not a usable AdmissionReview: nested too deeply")
             except (ValueError, admission.BadReview) as e:  # JSON errors are ValueErrors too
                 return status_error(400, "BadRequest", f"not a usable AdmissionReview: {e}")
             except Exception:

@@ -161,6 +161,9 @@ async def test_the_webhook_defaults_validates_and_refuses_duplicate_names(env):
             async with session.post(url, data=b"{not json", headers={"Content-Type": "application/json"},
                                     ssl=ctx) as r:
                 assert r.status == 400
+            async with session.post(url, data=b"[" * 200_000, headers={"Content-Type": "application/json"},
+                                    ssl=ctx) as r:
+                assert r.status == 400  # nested deeper than Python parses: still a 400, never a 500
     finally:
         assert await controller.stop() == 0
 
